@@ -1,0 +1,25 @@
+"""Classify photos with MobileNetV2 (ImageNet) and chart the predictions.
+
+>>> from classifier import Classifier, plot_predictions
+>>> clf = Classifier()
+>>> predictions = clf.classify("photo.jpg", top_k=5)
+>>> figure = plot_predictions(predictions)
+
+The widgets of the web app live in :mod:`classifier.ui`, which this package does
+not import: the logic here knows nothing about widgets.
+"""
+
+from classifier.conversion import ModelUnavailableError
+from classifier.images import ImageError
+from classifier.model import BatchResult, Classifier, Prediction
+from classifier.plotting import figure_to_png, plot_predictions
+
+__all__ = [
+    "BatchResult",
+    "Classifier",
+    "ImageError",
+    "ModelUnavailableError",
+    "Prediction",
+    "figure_to_png",
+    "plot_predictions",
+]
