@@ -14,7 +14,10 @@ two kernels converting at once, or a crash half-way, never leave a torn file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -39,6 +42,7 @@ ProgressCallback = Callable[[str, float], None]
 
 # Bump when the conversion itself changes, so old cached files are not reused.
 _CONVERSION_VERSION: Final[int] = 1
+_LOG = logging.getLogger(__name__)
 _TENSORFLOW_DISTRIBUTIONS: Final[tuple[str, ...]] = ("tensorflow", "tensorflow-cpu", "tf-nightly")
 
 
@@ -104,10 +108,15 @@ def build_converted_model(on_progress: ProgressCallback | None = None) -> Path:
             "(the Keras cache, set by KERAS_HOME) and reload."
         ) from error
     report("Converting the model for fast inference…", 0.5)
+    chatter = io.StringIO()
     try:
-        converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        # The converter prints pages of details; in a kernel they would reach the page.
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     except Exception as error:  # the converter raises many unrelated types
         raise ModelUnavailableError(f"Converting MobileNetV2 for LiteRT failed: {error}") from error
+    finally:
+        _LOG.debug("converter output:\n%s", chatter.getvalue())
     report("Saving the converted model…", 0.95)
     target = _cache_path(weights)
     _write_atomically(target, converted)
@@ -116,6 +125,8 @@ def build_converted_model(on_progress: ProgressCallback | None = None) -> Path:
 
 
 def _import_tensorflow() -> tuple[ModuleType, ModuleType]:
+    # Keep TensorFlow's C++ start-up notices out of the kernel's log.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import keras
         import tensorflow as tf

@@ -108,11 +108,9 @@ def load_image(
     # Decode JPEGs at 1/2, 1/4 or 1/8 scale when that still leaves `size` pixels.
     image.draft("RGB", (size, size))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as error:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(
             "This image file is damaged or incomplete (perhaps the upload was cut "
             "short), so it cannot be read."
@@ -206,11 +204,13 @@ def _open(data: bytes) -> Image.Image:
         )
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own pixel limit decides (see _check_pixels), not Pillow's warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:
         raise ImageError(
-            "This image has far too many pixels to be processed safely."
+            f"This image has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, far too many "
+            "to be processed safely. Please upload a smaller copy."
         ) from error
     except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageError(
@@ -251,6 +251,12 @@ def _wide_gray_to_rgb(image: Image.Image) -> Image.Image:
 
 def _too_large_message(size: int, max_bytes: int) -> str:
     return (
-        f"This file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB per photo. "
+        f"This file is {_format_bytes(size)}; the limit is {_format_bytes(max_bytes)} per photo. "
         "Please upload a smaller copy."
     )
+
+
+def _format_bytes(size: int) -> str:
+    if size >= 2**20:
+        return f"{size / 2**20:.1f} MB".replace(".0 MB", " MB")
+    return f"{max(1, round(size / 1024))} kB"

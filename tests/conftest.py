@@ -1,0 +1,45 @@
+"""Fixtures shared by the tests: the real classifier and real photos."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import matplotlib.cbook
+import pytest
+import skimage
+from PIL import Image
+
+from classifier import Classifier
+
+SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def classifier() -> Classifier:
+    """The real MobileNetV2 (converted once per test session, if the cache is cold)."""
+    return Classifier()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, Path]:
+    """Real photos with known ImageNet answers, shipped by matplotlib and scikit-image."""
+    return {
+        "grace_hopper": Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
+        "chelsea": SKIMAGE_DATA / "chelsea.png",
+        "coffee": SKIMAGE_DATA / "coffee.png",
+        "rocket": SKIMAGE_DATA / "rocket.jpg",
+        "camera": SKIMAGE_DATA / "camera.png",
+    }
+
+
+def encode(image: Image.Image, format: str = "PNG", **options: object) -> bytes:
+    """Encode ``image`` in memory, as an uploaded file would arrive."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def weights_available() -> bool:
+    return bool(os.environ.get("KERAS_HOME"))

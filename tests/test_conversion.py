@@ -1,0 +1,104 @@
+"""Tests for classifier/conversion.py: the converted-model cache and its failures.
+
+Keras reads ``KERAS_HOME`` once per process, so every test that needs a Keras
+cache of its own runs the classifier in a fresh Python process, as a new Voilà
+kernel would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from classifier.conversion import WEIGHTS_FILE, _cache_path, converted_model_path, keras_home
+
+_CLASSIFY_AND_REPORT = textwrap.dedent(
+    """
+    import sys
+    from classifier import Classifier
+    best = Classifier().classify(sys.argv[1], top_k=1)[0]
+    print(best.label)
+    print("tensorflow imported:", "tensorflow" in sys.modules)
+    """
+)
+
+
+def _run(keras_home_dir: Path, photo: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KERAS_HOME": str(keras_home_dir), **extra_env}
+    return subprocess.run(
+        [sys.executable, "-c", _CLASSIFY_AND_REPORT, str(photo)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture
+def fresh_keras_home(tmp_path: Path) -> Path:
+    """A Keras cache holding only the weights, as after Keras's first download."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(keras_home() / "models" / WEIGHTS_FILE, tmp_path / "models" / WEIGHTS_FILE)
+    return tmp_path
+
+
+def test_cold_cache_converts_once_then_runs_without_tensorflow(
+    fresh_keras_home: Path, photos: dict[str, Path]
+) -> None:
+    cold = _run(fresh_keras_home, photos["grace_hopper"])
+    assert cold.returncode == 0, cold.stderr[-2000:]
+    assert cold.stdout.splitlines() == ["military uniform", "tensorflow imported: True"]
+    cached = list((fresh_keras_home / "models").glob("*.tflite"))
+    assert [path.name for path in cached] == [_cache_path(fresh_keras_home / "models" / WEIGHTS_FILE).name]
+    assert not list((fresh_keras_home / "models").glob("*.tmp"))
+
+    warm = _run(fresh_keras_home, photos["grace_hopper"])
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    assert warm.stdout.splitlines() == ["military uniform", "tensorflow imported: False"]
+
+
+def test_corrupt_cached_model_is_rebuilt(fresh_keras_home: Path, photos: dict[str, Path]) -> None:
+    cached = _cache_path(fresh_keras_home / "models" / WEIGHTS_FILE)
+    cached.write_bytes(b"half a flatbuffer")
+    result = _run(fresh_keras_home, photos["coffee"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0] == "espresso"
+    assert cached.stat().st_size > 1_000_000
+
+
+def test_missing_weights_without_network_say_where_the_file_goes(tmp_path: Path, photos: dict[str, Path]) -> None:
+    # An unreachable proxy makes the download fail here even on a machine with internet.
+    unreachable = "http://127.0.0.1:9"
+    result = _run(tmp_path, photos["coffee"], HTTPS_PROXY=unreachable, https_proxy=unreachable)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("classifier.conversion.ModelUnavailableError")
+    assert WEIGHTS_FILE in last_line and str(tmp_path / "models") in last_line
+
+
+def test_cache_name_changes_with_the_weights(tmp_path: Path) -> None:
+    weights = tmp_path / WEIGHTS_FILE
+    weights.write_bytes(b"weights, version 1")
+    first = _cache_path(weights)
+    weights.write_bytes(b"weights, version 2")
+    second = _cache_path(weights)
+    assert first != second
+    assert first.parent == second.parent == tmp_path
+    assert first.suffix == ".tflite"
+
+
+def test_warm_cache_is_found_next_to_the_weights() -> None:
+    path = converted_model_path()
+    assert path.parent == keras_home() / "models"
+    assert path.is_file()
+
+
+def test_keras_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert keras_home() == tmp_path
+    monkeypatch.delenv("KERAS_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert keras_home() == tmp_path / ".keras"

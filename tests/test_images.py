@@ -1,0 +1,380 @@
+"""Unit tests of :mod:`classifier.images`, on small images built in memory."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import EpsImagePlugin, Image
+
+from classifier.images import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    SUPPORTED_FORMATS,
+    ImageError,
+    encode_jpeg,
+    load_image,
+    resize_square,
+    to_rgb,
+)
+from tests.conftest import encode
+
+RED = (255, 0, 0)
+BLUE = (0, 0, 255)
+WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
+
+
+def _assert_colour(pixel: tuple[int, ...], expected: tuple[int, int, int], tolerance: int = 0) -> None:
+    """Each channel of ``pixel`` is within ``tolerance`` of ``expected`` (lossy codecs shift a little)."""
+    assert len(pixel) == 3, pixel
+    assert all(abs(got - want) <= tolerance for got, want in zip(pixel, expected)), (pixel, expected)
+
+
+def _red_left_blue_right(width: int, height: int) -> Image.Image:
+    image = Image.new("RGB", (width, height), RED)
+    image.paste(BLUE, (width // 2, 0, width, height))
+    return image
+
+
+def _noise(width: int, height: int) -> Image.Image:
+    """Incompressible content, so that half of the encoded file is half of the picture."""
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with no pixel data at all."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", b"")
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _rotated_jpeg() -> bytes:
+    """A 40x20 JPEG, red left and blue right, tagged EXIF orientation 6 (rotate 90 degrees clockwise)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(_red_left_blue_right(40, 20), "JPEG", exif=exif)
+
+
+# --- sources and sizes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "str path", "Path", "PIL image"])
+def test_every_source_kind_gives_rgb_within_size(kind: str, tmp_path: Path) -> None:
+    picture = _red_left_blue_right(300, 200)
+    data = encode(picture, "PNG")
+    path = tmp_path / "photo.png"
+    path.write_bytes(data)
+    source = {
+        "bytes": data,
+        "bytearray": bytearray(data),
+        "memoryview": memoryview(data),
+        "str path": str(path),
+        "Path": path,
+        "PIL image": picture,
+    }[kind]
+
+    result = load_image(source, size=150)
+
+    assert result.mode == "RGB"
+    assert result.size == (150, 100)
+    _assert_colour(result.getpixel((5, 50)), RED)
+    _assert_colour(result.getpixel((144, 50)), BLUE)
+
+
+@pytest.mark.parametrize("as_bytes", [True, False], ids=["bytes", "PIL image"])
+def test_small_images_are_not_upscaled(as_bytes: bool) -> None:
+    picture = Image.new("RGB", (30, 20), RED)
+
+    result = load_image(encode(picture) if as_bytes else picture, size=480)
+
+    assert result.size == (30, 20)
+
+
+def test_format_is_identified_by_content_not_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "really_a_jpeg.png"
+    path.write_bytes(encode(Image.new("RGB", (16, 12), RED), "JPEG"))
+
+    result = load_image(path)
+
+    assert result.size == (16, 12)
+    _assert_colour(result.getpixel((8, 6)), RED, tolerance=8)
+
+
+def test_big_jpeg_comes_back_at_the_requested_size() -> None:
+    big = encode(Image.new("RGB", (4000, 3000), RED), "JPEG")
+
+    result = load_image(big, size=480)
+
+    assert result.size == (480, 360)
+    _assert_colour(result.getpixel((240, 180)), RED, tolerance=8)
+
+
+# --- formats -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("format", SUPPORTED_FORMATS)
+def test_supported_formats_decode(format: str) -> None:
+    data = encode(Image.new("RGB", (16, 12), RED), format)
+
+    result = load_image(data)
+
+    assert result.mode == "RGB"
+    assert result.size == (16, 12)
+    _assert_colour(result.getpixel((8, 6)), RED, tolerance=8)
+
+
+def test_animated_gif_gives_its_first_frame() -> None:
+    red, blue = Image.new("RGB", (10, 10), RED), Image.new("RGB", (10, 10), BLUE)
+    data = encode(red, "GIF", save_all=True, append_images=[blue], duration=100, loop=0)
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+
+    result = load_image(data)
+
+    _assert_colour(result.getpixel((5, 5)), RED)
+
+
+@pytest.mark.parametrize("as_bytes", [True, False], ids=["bytes", "PIL image"])
+def test_exif_orientation_is_applied(as_bytes: bool) -> None:
+    data = _rotated_jpeg()
+    source = data if as_bytes else Image.open(io.BytesIO(data))
+
+    result = load_image(source)
+
+    # Rotating 90 degrees clockwise turns the left (red) half into the top half.
+    assert result.size == (20, 40)
+    _assert_colour(result.getpixel((10, 5)), RED, tolerance=8)
+    _assert_colour(result.getpixel((10, 35)), BLUE, tolerance=8)
+
+
+# --- modes -------------------------------------------------------------------
+
+
+def test_rgb_image_is_returned_unchanged() -> None:
+    image = Image.new("RGB", (2, 2), RED)
+
+    assert to_rgb(image) is image
+
+
+def test_rgba_transparent_pixels_become_white() -> None:
+    image = Image.new("RGBA", (2, 1), (0, 0, 0, 0))
+    image.putpixel((1, 0), (255, 0, 0, 255))
+
+    result = load_image(encode(image, "PNG"))
+
+    assert result.mode == "RGB"
+    _assert_colour(result.getpixel((0, 0)), WHITE)
+    _assert_colour(result.getpixel((1, 0)), RED)
+
+
+def test_rgba_half_transparent_pixel_is_blended_with_background() -> None:
+    image = Image.new("RGBA", (1, 1), (0, 0, 0, 128))
+
+    result = to_rgb(image, background=(0, 0, 254))
+
+    _assert_colour(result.getpixel((0, 0)), (0, 0, 127), tolerance=1)
+
+
+def test_la_transparent_pixels_become_white() -> None:
+    image = Image.new("LA", (2, 1), (0, 0))
+    image.putpixel((1, 0), (0, 255))
+
+    result = to_rgb(image)
+
+    _assert_colour(result.getpixel((0, 0)), WHITE)
+    _assert_colour(result.getpixel((1, 0)), BLACK)
+
+
+def test_palette_transparency_index_becomes_white() -> None:
+    image = Image.new("P", (2, 1), 0)
+    image.putpalette([*RED, *BLUE])
+    image.putpixel((1, 0), 1)
+
+    result = load_image(encode(image, "PNG", transparency=0))
+
+    _assert_colour(result.getpixel((0, 0)), WHITE)
+    _assert_colour(result.getpixel((1, 0)), BLUE)
+
+
+@pytest.mark.parametrize(
+    ("mode", "values", "expected"),
+    [
+        ("1", [0, 1], [BLACK, WHITE]),
+        ("L", [0, 100], [BLACK, (100, 100, 100)]),
+        ("CMYK", [(0, 255, 255, 0), (0, 0, 0, 255)], [RED, BLACK]),
+    ],
+)
+def test_narrow_modes_convert_to_rgb(mode: str, values: list, expected: list) -> None:
+    image = Image.new(mode, (len(values), 1))
+    for x, value in enumerate(values):
+        image.putpixel((x, 0), value)
+
+    result = to_rgb(image)
+
+    assert result.mode == "RGB"
+    assert [result.getpixel((x, 0)) for x in range(len(values))] == expected
+
+
+@pytest.mark.parametrize("as_png", [False, True], ids=["in memory", "16-bit PNG"])
+def test_16_bit_grayscale_is_scaled_not_clipped(as_png: bool) -> None:
+    image = Image.fromarray(np.array([[65535, 32896, 257, 0]], dtype=np.uint16))
+    assert image.mode == "I;16"
+
+    result = load_image(encode(image, "PNG")) if as_png else to_rgb(image)
+
+    assert [result.getpixel((x, 0))[0] for x in range(4)] == [255, 128, 1, 0]
+    assert result.getpixel((1, 0)) == (128, 128, 128)
+
+
+def test_float_image_is_stretched_to_full_range() -> None:
+    image = Image.fromarray(np.array([[0.0, 1.0, 4.0]], dtype=np.float32))
+    assert image.mode == "F"
+
+    result = to_rgb(image)
+
+    assert [result.getpixel((x, 0)) for x in range(3)] == [BLACK, (64, 64, 64), WHITE]
+
+
+# --- refusals ----------------------------------------------------------------
+
+
+def test_image_error_is_a_value_error() -> None:
+    assert issubclass(ImageError, ValueError)
+
+
+def test_empty_bytes_are_refused() -> None:
+    with pytest.raises(ImageError, match="empty"):
+        load_image(b"")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        np.random.default_rng(1).bytes(2048),
+        b"Just some plain text, not a picture.\n",
+        b"<!DOCTYPE html><html><body><img src='cat.jpg'></body></html>",
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+        b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n",
+    ],
+    ids=["random bytes", "text", "html", "svg", "pdf"],
+)
+def test_non_images_are_refused(content: bytes) -> None:
+    with pytest.raises(ImageError, match="not an image this app can read.*JPEG"):
+        load_image(content)
+
+
+def test_eps_is_refused_without_ghostscript(monkeypatch: pytest.MonkeyPatch) -> None:
+    def ghostscript_must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ghostscript was called")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ghostscript_must_not_run)
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", ghostscript_must_not_run)
+    eps = (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n%%EndComments\n"
+        b"0 0 moveto 10 10 lineto stroke\nshowpage\n%%EOF\n"
+    )
+
+    with pytest.raises(ImageError, match="not an image this app can read"):
+        load_image(eps)
+
+
+@pytest.mark.parametrize("format", ["JPEG", "PNG"])
+def test_truncated_files_are_refused(format: str) -> None:
+    data = encode(_noise(64, 64), format)
+
+    with pytest.raises(ImageError, match="damaged or incomplete"):
+        load_image(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("as_path", [False, True], ids=["bytes", "path"])
+def test_files_over_max_bytes_are_refused(as_path: bool, tmp_path: Path) -> None:
+    data = encode(_noise(64, 64), "PNG")
+    path = tmp_path / "big.png"
+    path.write_bytes(data)
+    assert len(data) > 2**20 // 100
+
+    with pytest.raises(ImageError, match=r"is 12 kB; the limit is 10 kB per photo"):
+        load_image(path if as_path else data, max_bytes=2**20 // 100)
+
+
+def test_default_limits_are_generous_but_finite() -> None:
+    assert DEFAULT_MAX_BYTES == 20 * 2**20
+    assert DEFAULT_MAX_PIXELS == 64_000_000
+
+
+def test_image_over_max_pixels_is_refused_from_its_header() -> None:
+    with pytest.raises(ImageError, match=r"100 x 100 pixels.*the limit is 0 megapixels"):
+        load_image(_png_header_only(100, 100), max_pixels=9_999)
+
+
+def test_decompression_bomb_is_refused_from_its_header() -> None:
+    with pytest.raises(ImageError, match="megapixels"):
+        load_image(_png_header_only(30_000, 30_000))
+
+
+def test_heic_is_refused_with_advice_to_convert_to_jpeg() -> None:
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64
+
+    with pytest.raises(ImageError, match="HEIC.*JPEG"):
+        load_image(heic)
+
+
+def test_missing_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="no file at"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_unsupported_source_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="int"):
+        load_image(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_size_below_one_is_a_value_error(size: int) -> None:
+    with pytest.raises(ValueError, match="size must be a positive") as raised:
+        load_image(encode(Image.new("RGB", (4, 4))), size=size)
+
+    assert not isinstance(raised.value, ImageError)
+
+
+# --- resizing and re-encoding ------------------------------------------------
+
+
+def test_resize_square_keeps_the_whole_picture() -> None:
+    result = resize_square(_red_left_blue_right(200, 100), 50)
+
+    assert result.size == (50, 50)
+    for y in (0, 25, 49):
+        _assert_colour(result.getpixel((0, y)), RED)
+        _assert_colour(result.getpixel((49, y)), BLUE)
+
+
+def test_encode_jpeg_writes_a_jpeg_without_exif() -> None:
+    tagged = Image.open(io.BytesIO(_rotated_jpeg()))
+    assert tagged.getexif()[0x0112] == 6
+
+    data = encode_jpeg(tagged)
+
+    assert data.startswith(b"\xff\xd8\xff")
+    reopened = Image.open(io.BytesIO(data))
+    assert reopened.format == "JPEG"
+    assert reopened.size == (40, 20)
+    assert dict(reopened.getexif()) == {}
