@@ -1,0 +1,1 @@
+"""Performance benchmarks of the photo classifier; run ``python -m benchmarks.run``."""
