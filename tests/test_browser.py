@@ -1,0 +1,146 @@
+"""The app as a visitor meets it: Voilà serving the notebook, driven in headless Chromium.
+
+Needs Debian's ``chromium`` (``apt-get install -y chromium``).  Without it the
+tests are skipped on a developer's machine, loudly, and fail in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI needs Chromium for the browser tests, but {CHROMIUM} is missing")
+    pytest.skip(
+        "BROWSER TESTS SKIPPED: Chromium is not installed (apt-get install -y chromium)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"Voilà exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"Voilà did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    """Voilà serving notebooks/app.ipynb from the repo root (so voila.json applies)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voila", "notebooks/app.ipynb", "--no-browser",
+         f"--port={port}", "--Voila.ip=127.0.0.1"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def page(app_url: str) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1500})
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(app_url)
+        expect(page.get_by_text("Ready: upload photos or try an example.")).to_be_visible(timeout=120_000)
+        yield page
+        assert dialogs == [], f"a script ran in the page: {dialogs}"
+        browser.close()
+
+
+def _upload(page: Page, files: list[Path] | list[dict]) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Upload photos").click()
+    chooser.value.set_files(files)
+
+
+def _assert_no_code_or_traceback(page: Page) -> None:
+    text = page.locator("body").inner_text()
+    for leak in ("Traceback", "build_app", "import ", "Error:"):
+        assert leak not in text, f"{leak!r} is visible on the page"
+
+
+def test_visitor_uploads_two_photos_and_reads_the_results(
+    page: Page, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    _upload(page, [photos["grace_hopper"], photos["chelsea"]])
+    expect(page.get_by_text("Done: 2 photos classified.")).to_be_visible(timeout=60_000)
+
+    cards = page.locator(".mn-card")
+    expect(cards).to_have_count(2)
+    expect(cards.nth(0)).to_contain_text("grace_hopper.jpg")
+    expect(cards.nth(0).locator(".mn-predictions li").first).to_contain_text("military uniform")
+    expect(cards.nth(1)).to_contain_text("chelsea.png")
+    expect(cards.nth(1).locator(".mn-predictions li").first).to_contain_text(
+        re.compile("cat|Egyptian Mau")
+    )
+    for chart in cards.locator("img.mn-chart").all() + cards.locator("img.mn-photo").all():
+        assert chart.evaluate("image => image.complete && image.naturalWidth > 0")
+    _assert_no_code_or_traceback(page)
+
+    page.screenshot(path=tmp_path / "app.png", full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copy(tmp_path / "app.png", SCREENSHOT)
+
+
+def test_broken_file_and_hostile_name_show_as_plain_text(page: Page, photos: dict[str, Path]) -> None:
+    hostile_name = "<img src=x onerror=alert(1)>.jpg"
+    _upload(page, [
+        {"name": hostile_name, "mimeType": "image/jpeg", "buffer": photos["rocket"].read_bytes()},
+        {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff not really a jpeg"},
+    ])
+    expect(page.get_by_text("Done: 1 photo classified, 1 could not be read.")).to_be_visible(timeout=60_000)
+    cards = page.locator(".mn-card")
+    expect(cards.nth(0).locator(".mn-name")).to_have_text(hostile_name)
+    expect(cards.nth(0)).to_contain_text("missile")
+    expect(cards.nth(1)).to_contain_text("not an image this app can read")
+    _assert_no_code_or_traceback(page)
+
+
+def test_example_button_works_after_a_failed_upload(page: Page) -> None:
+    _upload(page, [{"name": "empty.png", "mimeType": "image/png", "buffer": b""}])
+    expect(page.get_by_text("This file is empty.")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Espresso").click()
+    expect(page.locator(".mn-card .mn-predictions li").first).to_contain_text("espresso", timeout=60_000)

@@ -1,0 +1,99 @@
+"""Tests that the project's configuration files agree with each other and the code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from classifier.ui import MAX_UPLOAD_BYTES
+
+ROOT = Path(__file__).resolve().parent.parent
+TORNADO_MAX_BUFFER = 100 * 2**20
+"""Voilà's standalone server cannot receive a larger message, whatever the settings."""
+
+
+def _pip_pins(environment_file: Path) -> dict[str, str]:
+    dependencies = yaml.safe_load(environment_file.read_text())["dependencies"]
+    pip_section = next(entry["pip"] for entry in dependencies if isinstance(entry, dict))
+    pins = {}
+    for line in pip_section:
+        name, version = line.split("==")
+        pins[name.lower()] = version
+    return pins
+
+
+def _pyproject_dependencies() -> list[Requirement]:
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M)
+    assert block, "pyproject.toml has no [project] dependencies list"
+    return [Requirement(item) for item in re.findall(r'"([^"]+)"', block.group(1))]
+
+
+def test_binder_environment_matches_the_root_one() -> None:
+    root = yaml.safe_load((ROOT / "environment.yml").read_text())
+    binder = yaml.safe_load((ROOT / "binder" / "environment.yml").read_text())
+    assert binder == root
+
+
+def test_environment_pins_every_runtime_dependency_within_its_range() -> None:
+    pins = _pip_pins(ROOT / "environment.yml")
+    for requirement in _pyproject_dependencies():
+        assert requirement.name.lower() in pins, f"{requirement.name} missing from environment.yml"
+        assert requirement.specifier.contains(pins[requirement.name.lower()]), requirement
+
+
+def _voila_settings() -> dict:
+    return json.loads((ROOT / "voila.json").read_text())
+
+
+def test_voila_hides_code_and_tracebacks() -> None:
+    configuration = _voila_settings()["VoilaConfiguration"]
+    assert configuration["strip_sources"] is True
+    assert configuration["show_tracebacks"] is False
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        _voila_settings()["Voila"]["tornado_settings"],
+        json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())["ServerApp"]["tornado_settings"],
+    ],
+    ids=["voila.json", "binder"],
+)
+def test_websocket_limit_fits_the_upload_limit_the_ui_states(settings: dict) -> None:
+    limit = settings["websocket_max_message_size"]
+    # An upload travels as one message: the files plus a little JSON around them.
+    assert MAX_UPLOAD_BYTES + 2**20 <= limit < TORNADO_MAX_BUFFER
+
+
+def test_idle_kernels_are_culled() -> None:
+    for settings in (_voila_settings(), json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())):
+        assert 0 < settings["MappingKernelManager"]["cull_idle_timeout"] <= 3600
+
+
+def test_notebook_is_thin_and_builds_the_app() -> None:
+    notebook = nbformat.read(ROOT / "notebooks" / "app.ipynb", as_version=4)
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    assert code == ["from classifier.ui import build_app\n\nbuild_app()"]
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+def test_readme_badges_open_the_voila_app_and_jupyterlab() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "urlpath=voila%2Frender%2Fnotebooks%2Fapp.ipynb" in readme or "urlpath=voila/render/notebooks/app.ipynb" in readme
+    assert "urlpath=lab" in readme
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"<!-- test-command -->\s*```(?:bash|sh)?\n(.+?)\n```", readme, re.S)
+    assert command, "README.md must mark its test command with <!-- test-command -->"
+    runner = command.group(1).strip().splitlines()[-1].split("&&")[-1].strip()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert runner in ci_lines
