@@ -410,9 +410,10 @@ def fresh_process(keras_home: Path, photo: Path) -> tuple[float, float]:
     """
     code = (
         f"from classifier import Classifier; Classifier().classify({str(photo)!r}); "
-        # Not RUSAGE_CHILDREN here: it reports the largest child ever waited for,
-        # so after a cold child (TensorFlow, about 1 GB) every warm one would read as large.
-        "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        # Not ru_maxrss, in the child or through RUSAGE_CHILDREN: Linux counts in it
+        # the memory the child had before exec, a copy of this 1 GB process.  VmHWM
+        # is the peak of the child's own memory only (checked against /usr/bin/time).
+        "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))"
     )
     environment = {**os.environ, "KERAS_HOME": str(keras_home)}
     start = time.perf_counter()
@@ -422,7 +423,7 @@ def fresh_process(keras_home: Path, photo: Path) -> tuple[float, float]:
     seconds = time.perf_counter() - start
     if child.returncode:
         raise RuntimeError(f"The classifying child process failed:\n{child.stderr}")
-    return seconds, int(child.stdout.split()[-1]) * 1024 / 1e6  # ru_maxrss is in KiB on Linux
+    return seconds, int(child.stdout.split()[-1]) * 1024 / 1e6  # VmHWM is in KiB
 
 
 def cold_process(keras_home: Path, photo: Path) -> tuple[float, float]:
