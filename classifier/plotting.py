@@ -10,7 +10,9 @@ import io
 from collections.abc import Sequence
 from typing import Final
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 from classifier.model import Prediction
 
@@ -18,12 +20,17 @@ __all__ = ["figure_to_png", "plot_predictions"]
 
 _BAR_COLOR: Final[str] = "#1f6feb"
 _WIDTH_INCHES: Final[float] = 3.6
-_INCHES_PER_BAR: Final[float] = 0.3
-_MAX_LABEL_CHARS: Final[int] = 26
+_INCHES_PER_BAR: Final[float] = 0.42
+_FONT_SIZE: Final[float] = 10
+_PNG_COLORS: Final[int] = 64
+_MAX_LABEL_CHARS: Final[int] = 34  # leaves room for the percentage on the same line
 
 
 def plot_predictions(predictions: Sequence[Prediction], *, title: str | None = None) -> Figure:
     """Draw predictions as horizontal bars, the most probable on top.
+
+    Each bar is a share of a full-width track, with its label above it on the
+    left and its percentage on the right, so long labels never squeeze the bars.
 
     Parameters
     ----------
@@ -35,8 +42,8 @@ def plot_predictions(predictions: Sequence[Prediction], *, title: str | None = N
     Returns
     -------
     matplotlib.figure.Figure
-        A figure 3.6 inches wide, 0.3 inch per bar; it shows
-        inline in Jupyter and can be saved with :func:`figure_to_png`.
+        A figure 3.6 inches wide, 0.42 inch per bar; it shows inline in Jupyter
+        and can be saved with :func:`figure_to_png`.
 
     Raises
     ------
@@ -45,31 +52,48 @@ def plot_predictions(predictions: Sequence[Prediction], *, title: str | None = N
     """
     if not predictions:
         raise ValueError("plot_predictions needs at least one prediction, got none")
-    height = 0.45 + _INCHES_PER_BAR * len(predictions) + (0.25 if title else 0.0)
-    figure = Figure(figsize=(_WIDTH_INCHES, height), layout="constrained")
-    axes = figure.add_subplot()
-    labels = [_shorten(prediction.label) for prediction in reversed(predictions)]
-    percentages = [100 * prediction.probability for prediction in reversed(predictions)]
-    bars = axes.barh(labels, percentages, color=_BAR_COLOR, height=0.7)
-    axes.bar_label(bars, labels=[f"{value:.1f}%" for value in percentages], padding=3, fontsize=9)
-    axes.set_xlim(0, 100 * 1.18)  # room for the percentage after a full bar
-    axes.set_xticks([])
-    axes.tick_params(axis="y", length=0, labelsize=10)
-    for side in ("top", "right", "bottom"):
-        axes.spines[side].set_visible(False)
+    count = len(predictions)
+    title_inches = 0.3 if title else 0.0
+    height = 0.1 + _INCHES_PER_BAR * count + title_inches
+    figure = Figure(figsize=(_WIDTH_INCHES, height))
+    # Fixed margins instead of a layout engine: there are no tick labels to fit,
+    # and layout passes were half of the rendering time.
+    axes = figure.add_axes((0.02, 0.02, 0.96, 0.96 - title_inches / height))
+    axes.set_axis_off()
+    axes.set_xlim(0, 100)
+    axes.set_ylim(count - 0.45, -0.75)
+    rows = range(count)
+    percentages = [100 * prediction.probability for prediction in predictions]
+    axes.barh(rows, [100] * count, height=0.38, color=_BAR_COLOR, alpha=0.12)
+    axes.barh(rows, percentages, height=0.38, color=_BAR_COLOR)
+    for row, prediction, percentage in zip(rows, predictions, percentages):
+        axes.text(0, row - 0.3, _shorten(prediction.label), fontsize=_FONT_SIZE, va="bottom", ha="left")
+        axes.text(100, row - 0.3, f"{percentage:.1f}%", fontsize=_FONT_SIZE, va="bottom", ha="right")
     if title:
-        axes.set_title(title, fontsize=10, loc="left")
+        figure.suptitle(title, fontsize=_FONT_SIZE, x=0.02, y=1 - 0.05 / height, ha="left", va="top")
     return figure
 
 
 def figure_to_png(figure: Figure, *, dpi: int = 160) -> bytes:
-    """Render ``figure`` to PNG bytes.
+    """Render ``figure`` to a small PNG.
 
-    The default of 160 dpi draws the 3.6-inch chart 576 pixels wide: sharp on a
-    high-density phone screen where it is shown about 300 CSS pixels wide.
+    The default of 160 dpi draws a 3.6-inch chart 576 pixels wide: sharp on a
+    high-density phone screen where it is shown about 300 CSS pixels wide.  A
+    64-colour palette looks the same for flat charts and makes the file about a
+    quarter of the size of a full-colour PNG.
     """
+    shown_dpi = figure.dpi
+    figure.set_dpi(dpi)
+    try:
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        rgb = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    finally:
+        figure.set_dpi(shown_dpi)
+    # The fastest quantizer; it may turn white into (254, 254, 254), which no one can see.
+    palette = rgb.quantize(colors=_PNG_COLORS, method=Image.Quantize.FASTOCTREE)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    palette.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

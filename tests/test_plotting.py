@@ -17,30 +17,42 @@ PREDICTIONS = [
 ]
 
 
+def _value_bars(figure: Figure) -> list:
+    """The filled bars, not the pale full-width tracks behind them."""
+    return [patch for patch in figure.axes[0].patches if patch.get_alpha() is None]
+
+
+def _texts(figure: Figure) -> list[str]:
+    return [text.get_text() for text in figure.axes[0].texts]
+
+
 def test_one_bar_per_prediction_most_probable_on_top() -> None:
     figure = plot_predictions(PREDICTIONS)
-    axes = figure.axes[0]
-    bars = axes.patches
+    bars = _value_bars(figure)
     assert isinstance(figure, Figure)
-    assert len(bars) == len(PREDICTIONS)
-    top_bar = max(bars, key=lambda bar: bar.get_y())
-    assert top_bar.get_width() == pytest.approx(58.5)
-    assert [tick.get_text() for tick in axes.get_yticklabels()][-1] == "military uniform"
+    assert [bar.get_width() for bar in bars] == pytest.approx([58.5, 10.0, 5.4])
+    assert figure.axes[0].yaxis_inverted()  # so row 0, the most probable, is on top
+    assert bars[0].get_y() < bars[1].get_y() < bars[2].get_y()
 
 
-def test_bars_are_labelled_with_percentages() -> None:
-    texts = {text.get_text() for text in plot_predictions(PREDICTIONS).axes[0].texts}
-    assert {"58.5%", "10.0%", "5.4%"} <= texts
+def test_bars_are_labelled_with_names_and_percentages() -> None:
+    texts = _texts(plot_predictions(PREDICTIONS))
+    assert texts == [
+        "military uniform", "58.5%",
+        "military hat (bearskin or shako)", "10.0%",
+        "graduation cap", "5.4%",
+    ]
 
 
 def test_long_labels_are_shortened_with_an_ellipsis() -> None:
-    long_name = "a remarkably long class name that would squeeze the bars"
-    labels = [t.get_text() for t in plot_predictions([Prediction(long_name, 0.5, 1)]).axes[0].get_yticklabels()]
-    assert labels[0].endswith("…") and len(labels[0]) <= 26
+    long_name = "tights for gymnastics, a one-piece leotard, or a sport jersey"
+    label = _texts(plot_predictions([Prediction(long_name, 0.5, 639)]))[0]
+    assert label.endswith("…") and len(label) <= 34 and long_name.startswith(label[:-1])
 
 
 def test_title_is_shown() -> None:
-    assert plot_predictions(PREDICTIONS, title="grace_hopper.jpg").axes[0].get_title(loc="left") == "grace_hopper.jpg"
+    figure = plot_predictions(PREDICTIONS, title="grace_hopper.jpg")
+    assert figure.get_suptitle() == "grace_hopper.jpg"
 
 
 def test_empty_predictions_are_refused() -> None:
@@ -53,4 +65,18 @@ def test_png_is_sharp_and_small() -> None:
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG"
     assert image.width >= 560  # about twice the ~300 CSS pixels it is shown at
-    assert len(png) < 40_000
+    assert len(png) < 25_000
+
+
+def test_png_shows_the_bar_colour() -> None:
+    image = Image.open(io.BytesIO(figure_to_png(plot_predictions(PREDICTIONS)))).convert("RGB")
+    colours = {colour for _, colour in image.getcolors(maxcolors=256)}
+    assert any(min(colour) >= 250 for colour in colours)  # the white background
+    assert any(abs(r - 0x1F) < 8 and abs(g - 0x6F) < 8 and abs(b - 0xEB) < 8 for r, g, b in colours)
+
+
+def test_rendering_leaves_the_figure_as_it_was() -> None:
+    figure = plot_predictions(PREDICTIONS)
+    dpi = figure.dpi
+    figure_to_png(figure, dpi=300)
+    assert figure.dpi == dpi
