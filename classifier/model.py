@@ -117,7 +117,7 @@ class Classifier:
             If ``source`` is not a usable image.
         """
         _check_top_k(top_k)
-        probabilities = self._forward(preprocess(load_image(source, size=DECODE_SIZE))[np.newaxis])
+        probabilities = self._forward(preprocess(_decode_for_model(source))[np.newaxis])
         return self._postprocess(probabilities[0], top_k)
 
     def classify_batch(
@@ -183,9 +183,16 @@ def preprocess(picture: Image.Image) -> np.ndarray:
     return np.asarray(square, dtype=np.float32) / 127.5 - 1.0
 
 
+def _decode_for_model(source: ImageSource) -> Image.Image:
+    if isinstance(source, Image.Image):
+        # Already decoded: shrinking it again before the final resize would only blur it.
+        return load_image(source, size=max(source.size))
+    return load_image(source, size=DECODE_SIZE)
+
+
 def _preprocess_or_error(source: ImageSource) -> np.ndarray | ImageError:
     try:
-        return preprocess(load_image(source, size=DECODE_SIZE))
+        return preprocess(_decode_for_model(source))
     except ImageError as error:
         return error
 
