@@ -46,7 +46,7 @@ from classifier import Classifier, Prediction, figure_to_png, plot_predictions
 from classifier.conversion import converted_model_path
 from classifier.images import load_image
 from classifier.labels import imagenet_labels
-from classifier.model import DECODE_SIZE, INPUT_SIZE, preprocess
+from classifier.model import INPUT_SIZE, preprocess
 
 REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 SHARED_WEIGHTS: Final[Path] = REPO_ROOT.parent / "shared" / "keras-cache" / "models"
@@ -363,8 +363,8 @@ def measure_photo(classifier: Classifier, photo: bytes, repeats: Repeats) -> lis
 
 def measure_splits(photo: bytes, repeats: Repeats) -> list[Row]:
     """Time the steps of ``classify`` before the model: decoding and preprocessing (2a, 2b)."""
-    picture = load_image(photo, size=DECODE_SIZE)
-    decode_ms = repeated(lambda: load_image(photo, size=DECODE_SIZE), repeats.splits)
+    picture = load_image(photo, size=INPUT_SIZE, shrink=False)
+    decode_ms = repeated(lambda: load_image(photo, size=INPUT_SIZE, shrink=False), repeats.splits)
     preprocess_ms = repeated(lambda: preprocess(picture), repeats.splits)
     return [
         Row("project_load_image_ms", "  2a load_image (decode)", "ms", decode_ms),

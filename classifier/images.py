@@ -68,6 +68,7 @@ def load_image(
     source: ImageSource,
     *,
     size: int = _DEFAULT_SIZE,
+    shrink: bool = True,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
@@ -81,6 +82,10 @@ def load_image(
     size
         Longest side of the returned picture, in pixels; smaller images are kept
         at their own size.
+    shrink
+        If false, the picture is not resized to ``size``: JPEGs are still decoded
+        at the smallest scale that keeps both sides at least ``size`` (cheap),
+        but no further resampling happens, for callers that resize it themselves.
     max_bytes
         Files larger than this are refused before they are read.
     max_pixels
@@ -101,7 +106,8 @@ def load_image(
     if size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size!r}")
     if isinstance(source, Image.Image):
-        return _downscale(to_rgb(ImageOps.exif_transpose(source)), size)
+        upright = to_rgb(ImageOps.exif_transpose(source))
+        return _downscale(upright, size) if shrink else upright
     data = _read_bytes(source, max_bytes)
     image = _open(data)
     _check_pixels(image, max_pixels)
@@ -115,7 +121,7 @@ def load_image(
             "This image file is damaged or incomplete (perhaps the upload was cut "
             "short), so it cannot be read."
         ) from error
-    return _downscale(to_rgb(upright), size)
+    return _downscale(to_rgb(upright), size) if shrink else to_rgb(upright)
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = _BACKGROUND) -> Image.Image:

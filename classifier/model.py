@@ -27,12 +27,9 @@ from classifier.conversion import (
 from classifier.images import ImageError, ImageSource, load_image, resize_square
 from classifier.labels import NUM_CLASSES, imagenet_labels
 
-__all__ = ["BatchResult", "Classifier", "DECODE_SIZE", "INPUT_SIZE", "Prediction", "preprocess"]
+__all__ = ["BatchResult", "Classifier", "INPUT_SIZE", "Prediction", "preprocess"]
 
 INPUT_SIZE: Final[int] = 224
-# Longest side decoded for the model: a 4:3 photo keeps a short side of at least
-# INPUT_SIZE, and a 12-megapixel JPEG decodes at 1/8 scale (draft) rather than 1/4.
-DECODE_SIZE: Final[int] = 300
 _MAX_BATCH: Final[int] = 8
 
 
@@ -184,10 +181,8 @@ def preprocess(picture: Image.Image) -> np.ndarray:
 
 
 def _decode_for_model(source: ImageSource) -> Image.Image:
-    if isinstance(source, Image.Image):
-        # Already decoded: shrinking it again before the final resize would only blur it.
-        return load_image(source, size=max(source.size))
-    return load_image(source, size=DECODE_SIZE)
+    # Big JPEGs decode at 1/2 to 1/8 scale (cheap); the one resize happens in preprocess.
+    return load_image(source, size=INPUT_SIZE, shrink=False)
 
 
 def _preprocess_or_error(source: ImageSource) -> np.ndarray | ImageError:

@@ -378,3 +378,10 @@ def test_encode_jpeg_writes_a_jpeg_without_exif() -> None:
     assert reopened.format == "JPEG"
     assert reopened.size == (40, 20)
     assert dict(reopened.getexif()) == {}
+
+
+def test_without_shrinking_a_big_jpeg_is_only_drafted() -> None:
+    big = encode(Image.new("RGB", (4000, 3000), (10, 200, 30)), "JPEG")
+    picture = load_image(big, size=224, shrink=False)
+    assert picture.size == (500, 375)  # 1/8 scale: the smallest with both sides >= 224
+    assert load_image(Image.new("RGB", (900, 600)), size=224, shrink=False).size == (900, 600)
