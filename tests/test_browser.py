@@ -9,22 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
+from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, ROOT, serve_voila
+
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
 if not Path(CHROMIUM).exists():
@@ -38,41 +29,10 @@ if not Path(CHROMIUM).exists():
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"Voilà exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise TimeoutError(f"Voilà did not answer at {url} within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
-    """Voilà serving notebooks/app.ipynb from the repo root (so voila.json applies)."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "voila", "notebooks/app.ipynb", "--no-browser",
-         f"--port={port}", "--Voila.ip=127.0.0.1"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_serving(url, server)
+    with serve_voila() as (url, _server):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture

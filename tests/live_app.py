@@ -1,0 +1,69 @@
+"""The app served live: Voilà on a free loopback port, and the Chromium that visits it.
+
+Shared by the browser tests, the concurrent-visitor test and the load benchmark.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "ROOT", "serve_voila"]
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+"""Debian's Chromium, without the background connections this closed network refuses."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"Voilà exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"Voilà did not answer at {url} within {timeout} s")
+
+
+@contextmanager
+def serve_voila(*extra_args: str, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serve ``notebooks/app.ipynb`` from the repo root, so ``voila.json`` applies.
+
+    Yields
+    ------
+    tuple
+        The app's URL and the server process (for its PID, e.g. to find kernels).
+    """
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voila", "notebooks/app.ipynb", "--no-browser",
+         f"--port={port}", "--Voila.ip=127.0.0.1", *extra_args],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, server, timeout)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
