@@ -175,7 +175,7 @@ class ClassifierApp:
     def _classify_and_show(self, uploads: Sequence[_Upload]) -> None:
         count = len(uploads)
         self._show_status(f"Working… reading {_photos(count)}.")
-        self.results.children = ()
+        self._show_cards()
         pictures: list[Image.Image | ImageError] = []
         for done, upload in enumerate(uploads, start=1):
             pictures.append(_load_or_error(upload.content))
@@ -185,17 +185,23 @@ class ClassifierApp:
         self._show_status(f"Working… classifying {_photos(len(readable))}.")
         classified = iter(self._model.result().classify_batch(readable, top_k=TOP_K))
         outcomes = [picture if isinstance(picture, ImageError) else next(classified) for picture in pictures]
-        self.results.children = tuple(
+        self._show_cards(*(
             widgets.HTML(
                 _error_card(upload.name, str(outcome))
                 if isinstance(outcome, ImageError)
                 else _result_card(upload.name, picture, outcome)
             )
             for upload, picture, outcome in zip(uploads, pictures, outcomes)
-        )
+        ))
         refused = sum(isinstance(outcome, ImageError) for outcome in outcomes)
         summary = f"Done: {_photos(count - refused)} classified"
         self._show_status(summary + (f", {refused} could not be read." if refused else "."))
+
+    def _show_cards(self, *cards: widgets.HTML) -> None:
+        old_cards = self.results.children
+        self.results.children = cards
+        for card in old_cards:
+            _close_tree(card)
 
     def _set_busy(self, busy: bool) -> None:
         self.upload.disabled = busy
@@ -231,6 +237,20 @@ def build_app(classifier: Classifier | None = None) -> ClassifierApp:
         The app; as the last expression of a notebook cell it displays itself.
     """
     return ClassifierApp(classifier)
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    """Close a widget with its children, layout and style.
+
+    Only closed widgets leave the kernel's registry: without this every upload
+    would keep its photos and charts alive for the rest of the session.
+    """
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+        if part is not None:
+            part.close()
+    widget.close()
 
 
 def _load_or_error(content: bytes) -> Image.Image | ImageError:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
+from datetime import datetime, timezone
+import struct
+import zlib
 from pathlib import Path
 
 import matplotlib.cbook
@@ -12,6 +14,7 @@ import skimage
 from PIL import Image
 
 from classifier import Classifier
+from classifier.ui import ClassifierApp
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 
@@ -41,5 +44,28 @@ def encode(image: Image.Image, format: str = "PNG", **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def weights_available() -> bool:
-    return bool(os.environ.get("KERAS_HOME"))
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with no pixel data at all."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"") + png_chunk(b"IEND", b"")
+
+
+def upload_files(app: ClassifierApp, *files: tuple[str, bytes]) -> None:
+    """Upload ``(name, content)`` pairs by setting the FileUpload value, as the browser does."""
+    app.upload.value = tuple(
+        {
+            "name": name, "type": "application/octet-stream", "size": len(content),
+            "content": memoryview(content), "last_modified": datetime.now(timezone.utc),
+        }
+        for name, content in files
+    )
+
+
+def card_html(app: ClassifierApp) -> list[str]:
+    """The HTML of the result cards the app shows now, in order."""
+    return [card.value for card in app.results.children]

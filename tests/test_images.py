@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from classifier.images import (
     resize_square,
     to_rgb,
 )
-from tests.conftest import encode
+from tests.conftest import encode, png_header_only
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -45,21 +43,6 @@ def _noise(width: int, height: int) -> Image.Image:
     """Incompressible content, so that half of the encoded file is half of the picture."""
     pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     return Image.fromarray(pixels)
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with no pixel data at all."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", b"")
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def _rotated_jpeg() -> bytes:
@@ -317,12 +300,12 @@ def test_default_limits_are_generous_but_finite() -> None:
 
 def test_image_over_max_pixels_is_refused_from_its_header() -> None:
     with pytest.raises(ImageError, match=r"100 x 100 pixels.*the limit is 0 megapixels"):
-        load_image(_png_header_only(100, 100), max_pixels=9_999)
+        load_image(png_header_only(100, 100), max_pixels=9_999)
 
 
 def test_decompression_bomb_is_refused_from_its_header() -> None:
     with pytest.raises(ImageError, match="megapixels"):
-        load_image(_png_header_only(30_000, 30_000))
+        load_image(png_header_only(30_000, 30_000))
 
 
 def test_heic_is_refused_with_advice_to_convert_to_jpeg() -> None:

@@ -6,7 +6,6 @@ import base64
 import io
 import re
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,7 @@ from PIL import Image
 from classifier import Classifier, ModelUnavailableError
 from classifier import ui
 from classifier.ui import ClassifierApp, build_app
-from tests.conftest import encode
-
-
-def _file(name: str, content: bytes) -> dict[str, object]:
-    """One entry of FileUpload.value, as the browser sends it."""
-    return {
-        "name": name, "type": "image/jpeg", "size": len(content),
-        "content": memoryview(content), "last_modified": datetime.now(timezone.utc),
-    }
-
-
-def _upload(app: ClassifierApp, *files: tuple[str, bytes]) -> None:
-    app.upload.value = tuple(_file(name, content) for name, content in files)
-
-
-def _cards(app: ClassifierApp) -> list[str]:
-    return [card.value for card in app.results.children]
+from tests.conftest import card_html, encode, upload_files
 
 
 def _text(card: str) -> str:
@@ -44,8 +27,8 @@ def app(classifier: Classifier) -> ClassifierApp:
 
 
 def test_upload_shows_one_card_per_photo_with_predictions_as_text(app: ClassifierApp, photos: dict[str, Path]) -> None:
-    _upload(app, ("hopper.jpg", photos["grace_hopper"].read_bytes()), ("cup.png", photos["coffee"].read_bytes()))
-    hopper, cup = _cards(app)
+    upload_files(app, ("hopper.jpg", photos["grace_hopper"].read_bytes()), ("cup.png", photos["coffee"].read_bytes()))
+    hopper, cup = card_html(app)
     assert "hopper.jpg" in hopper and "Most likely <b>military uniform</b>" in hopper
     assert "cup.png" in cup and "espresso" in _text(cup)
     assert len(re.findall(r"<li>", hopper)) == ui.TOP_K
@@ -54,8 +37,8 @@ def test_upload_shows_one_card_per_photo_with_predictions_as_text(app: Classifie
 
 def test_card_shows_a_reencoded_downscaled_photo_and_a_chart(app: ClassifierApp, photos: dict[str, Path]) -> None:
     big = Image.open(photos["rocket"]).resize((2400, 1600))
-    _upload(app, ("big.png", encode(big, "PNG")))
-    (card,) = _cards(app)
+    upload_files(app, ("big.png", encode(big, "PNG")))
+    (card,) = card_html(app)
     photo_uri, chart_uri = re.findall(r"src='data:image/(?:jpeg|png);base64,([^']+)'", card)
     photo = Image.open(io.BytesIO(base64.b64decode(photo_uri)))
     chart = Image.open(io.BytesIO(base64.b64decode(chart_uri)))
@@ -68,8 +51,8 @@ def test_broken_file_gets_its_own_message_and_the_others_still_work(
 ) -> None:
     files = [(f"photo{i}.png", photos["camera"].read_bytes()) for i in range(9)]
     files.insert(4, ("notes.txt", b"shopping list: eggs, milk"))
-    _upload(app, *files)
-    cards = _cards(app)
+    upload_files(app, *files)
+    cards = card_html(app)
     assert len(cards) == 10
     assert "mn-card-error" in cards[4] and "not an image this app can read" in cards[4]
     assert all("tripod" in card for i, card in enumerate(cards) if i != 4)
@@ -77,32 +60,32 @@ def test_broken_file_gets_its_own_message_and_the_others_still_work(
 
 
 def test_new_upload_replaces_results_and_same_file_twice_works(app: ClassifierApp, photos: dict[str, Path]) -> None:
-    _upload(app, ("a.png", photos["coffee"].read_bytes()), ("b.png", photos["coffee"].read_bytes()))
-    assert len(_cards(app)) == 2
+    upload_files(app, ("a.png", photos["coffee"].read_bytes()), ("b.png", photos["coffee"].read_bytes()))
+    assert len(card_html(app)) == 2
     for _ in range(2):
-        _upload(app, ("cam.png", photos["camera"].read_bytes()))
+        upload_files(app, ("cam.png", photos["camera"].read_bytes()))
         assert app.upload.value == ()
-        (card,) = _cards(app)
+        (card,) = card_html(app)
         assert "tripod" in card
 
 
 def test_example_button_classifies_a_bundled_photo(app: ClassifierApp) -> None:
     button = next(b for b in app.example_buttons if b.description == "Grace Hopper")
     button.click()
-    (card,) = _cards(app)
+    (card,) = card_html(app)
     assert "military uniform" in card and "grace_hopper.jpg" in card
 
 
 def test_low_confidence_is_called_unsure(app: ClassifierApp) -> None:
     next(b for b in app.example_buttons if b.description == "Astronaut").click()
-    (card,) = _cards(app)
+    (card,) = card_html(app)
     assert "The model is unsure about this one" in card
 
 
 def test_file_names_are_shown_as_literal_truncated_text(app: ClassifierApp, photos: dict[str, Path]) -> None:
     hostile = "<img src=x onerror=alert(1)>.jpg"
-    _upload(app, (hostile, photos["camera"].read_bytes()), ("x" * 10_000 + ".jpg", b"not an image"))
-    hostile_card, long_card = _cards(app)
+    upload_files(app, (hostile, photos["camera"].read_bytes()), ("x" * 10_000 + ".jpg", b"not an image"))
+    hostile_card, long_card = card_html(app)
     assert "<img src=x" not in hostile_card and "&lt;img src=x onerror=alert(1)&gt;.jpg" in hostile_card
     assert "x" * 10_000 not in long_card and "…" in long_card
 
@@ -114,14 +97,14 @@ def test_unexpected_failure_shows_a_plain_message_and_the_app_recovers(
         raise RuntimeError("internal detail that must not reach the page")
 
     monkeypatch.setattr(classifier, "classify_batch", broken)
-    _upload(app, ("cam.png", photos["camera"].read_bytes()))
+    upload_files(app, ("cam.png", photos["camera"].read_bytes()))
     assert "Something went wrong" in app.status.value
     assert "internal detail" not in app.status.value and "Traceback" not in app.status.value
     assert not app.upload.disabled
 
     monkeypatch.undo()
-    _upload(app, ("cam.png", photos["camera"].read_bytes()))
-    assert "tripod" in _cards(app)[0]
+    upload_files(app, ("cam.png", photos["camera"].read_bytes()))
+    assert "tripod" in card_html(app)[0]
 
 
 def _wait_for_model(app: ClassifierApp) -> None:
@@ -135,8 +118,8 @@ def test_app_loads_the_model_in_the_background_and_then_accepts_uploads(photos: 
     app = build_app()
     _wait_for_model(app)
     assert "Ready" in app.status.value and not app.upload.disabled
-    _upload(app, ("cam.png", photos["camera"].read_bytes()))
-    assert "tripod" in _cards(app)[0]
+    upload_files(app, ("cam.png", photos["camera"].read_bytes()))
+    assert "tripod" in card_html(app)[0]
 
 
 def test_unavailable_model_is_explained_and_uploads_stay_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,3 +139,15 @@ def test_hint_states_the_limits_that_apply(app: ClassifierApp) -> None:
     hint = next(child.value for child in app.widget.children if "class='mn-hint'" in getattr(child, "value", ""))
     assert "up to 20 MB each and 50 MB per upload" in hint
     assert ui.MAX_UPLOAD_BYTES == 50 * 2**20
+
+
+def test_a_hundred_uploads_keep_the_widget_count_flat(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    content = photos["camera"].read_bytes()
+    upload_files(app, ("first.png", content), ("broken.txt", b"no"))
+    baseline = len(_instances)
+    for round_number in range(100):
+        upload_files(app, (f"photo{round_number}.png", content), ("broken.txt", b"no"))
+    assert len(_instances) == baseline
+    assert len(card_html(app)) == 2 and "photo99.png" in card_html(app)[0]
