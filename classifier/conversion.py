@@ -99,9 +99,15 @@ def build_converted_model(on_progress: ProgressCallback | None = None) -> Path:
     keras, tf = _import_tensorflow()
     report("Loading MobileNetV2 weights (downloaded once if missing)…", 0.25)
     weights = keras_home() / "models" / WEIGHTS_FILE
+    had_weights = weights.is_file()
     try:
         model = keras.applications.MobileNetV2(weights="imagenet")
     except Exception as error:  # Keras raises bare Exception for failed downloads
+        if had_weights:
+            raise ModelUnavailableError(
+                f"The MobileNetV2 weights at {weights} could not be loaded ({error}); the file "
+                "may be damaged. Delete it so that it is downloaded again, or replace it, and reload."
+            ) from error
         raise ModelUnavailableError(
             "The MobileNetV2 weights are not on this machine and could not be "
             f"downloaded ({error}). Put the file {WEIGHTS_FILE} in {weights.parent} "

@@ -102,3 +102,31 @@ def test_keras_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.delenv("KERAS_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert keras_home() == tmp_path / ".keras"
+
+
+def test_two_kernels_converting_at_once_both_succeed(fresh_keras_home: Path, photos: dict[str, Path]) -> None:
+    env = {**os.environ, "KERAS_HOME": str(fresh_keras_home)}
+    kernels = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLASSIFY_AND_REPORT, str(photos["coffee"])],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [kernel.communicate(timeout=300) for kernel in kernels]
+    for kernel, (stdout, stderr) in zip(kernels, outputs):
+        assert kernel.returncode == 0, stderr[-2000:]
+        assert stdout.splitlines()[0] == "espresso"
+    models = fresh_keras_home / "models"
+    assert len(list(models.glob("*.tflite"))) == 1
+    assert not list(models.glob("*.tmp"))
+
+
+def test_damaged_weights_are_explained_not_crashed_on(fresh_keras_home: Path, photos: dict[str, Path]) -> None:
+    weights = fresh_keras_home / "models" / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[:100_000])  # an interrupted download
+    result = _run(fresh_keras_home, photos["coffee"])
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("classifier.conversion.ModelUnavailableError")
+    assert "could not be loaded" in last_line and str(weights) in last_line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -151,3 +152,40 @@ def test_a_hundred_uploads_keep_the_widget_count_flat(app: ClassifierApp, photos
         upload_files(app, (f"photo{round_number}.png", content), ("broken.txt", b"no"))
     assert len(_instances) == baseline
     assert len(card_html(app)) == 2 and "photo99.png" in card_html(app)[0]
+
+
+def test_shown_photo_is_reencoded_without_the_uploads_metadata(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "Secret Camera Co."  # Make
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPS latitude: where the photo was taken
+    original = encode(Image.open(photos["rocket"]), "JPEG", exif=exif, quality=95)
+    upload_files(app, ("holiday.jpg", original))
+    photo_uri = re.search(r"class='mn-photo'[^>]*src='data:image/jpeg;base64,([^']+)'", card_html(app)[0])
+    shown = base64.b64decode(photo_uri.group(1))
+    assert shown != original and b"Secret Camera" not in shown
+    assert dict(Image.open(io.BytesIO(shown)).getexif()) == {}
+
+
+_WRITES: list[str] = []
+_WATCHING_WRITES: list[bool] = []
+
+
+def _record_writes(event: str, arguments: tuple) -> None:
+    if _WATCHING_WRITES and event == "open":
+        path, mode, flags = arguments
+        writes = (mode and any(m in str(mode) for m in "wax+")) or (isinstance(flags, int) and flags & 0o3)
+        if writes:
+            _WRITES.append(str(path))
+
+
+sys.addaudithook(_record_writes)  # audit hooks cannot be removed; this one only records while asked
+
+
+def test_uploads_are_never_written_to_disk(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    _WATCHING_WRITES.append(True)
+    try:
+        upload_files(app, ("a.jpg", photos["grace_hopper"].read_bytes()), ("b.png", photos["coffee"].read_bytes()))
+    finally:
+        _WATCHING_WRITES.clear()
+    assert len(card_html(app)) == 2 and "espresso" in card_html(app)[1]
+    assert _WRITES == []
