@@ -97,6 +97,7 @@ HOSTILE_FILES: Final[dict[str, tuple[Callable[[], bytes], str]]] = {
     "sixteen-bit.png": (_sixteen_bit_gray, CLASSIFIED),
     "rotated.jpg": (_exif_rotated, CLASSIFIED),
     "tiny.png": (lambda: encode(Image.new("RGB", (3, 3), (200, 30, 30)), "PNG"), CLASSIFIED),
+    "too-big.jpg": (lambda: b"\xff\xd8\xff" + bytes(21 * 2**20), "the limit is 20 MB per photo"),
     "photo.heic": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "convert it to JPEG"),
 }
 
