@@ -43,7 +43,7 @@ from matplotlib import cbook
 from PIL import Image, ImageOps
 
 from classifier import Classifier, Prediction, figure_to_png, plot_predictions
-from classifier.conversion import converted_model_path
+from classifier.conversion import converted_model
 from classifier.images import load_image
 from classifier.labels import imagenet_labels
 from classifier.model import INPUT_SIZE, preprocess
@@ -333,10 +333,13 @@ def bare_litert() -> Callable[[np.ndarray], np.ndarray]:
         Takes a preprocessed batch and returns the class probabilities, doing
         only ``set_tensor``, ``invoke`` and ``get_tensor``.
     """
-    interpreter = Interpreter(model_path=str(converted_model_path()), num_threads=NUM_THREADS)
+    interpreter = Interpreter(model_path=str(converted_model().network), num_threads=NUM_THREADS)
     interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
+    # The model also outputs feature maps (for explanations); LiteRT does not keep the order.
+    output_index = next(
+        output["index"] for output in interpreter.get_output_details() if len(output["shape"]) == 2
+    )
 
     def forward(batch: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(input_index, batch)
@@ -376,7 +379,7 @@ def measure_forward(classifier: Classifier, photo: bytes, repeats: Repeats) -> l
     """Time the forward pass inside ``classify`` against a bare LiteRT ``invoke`` (3)."""
     bare = bare_litert()
     batch = preprocess(load_image(photo))[np.newaxis]
-    if not np.allclose(classifier._forward(batch), bare(batch), atol=1e-5):
+    if not np.allclose(classifier._forward(batch)[0], bare(batch), atol=1e-5):
         raise RuntimeError("The bare interpreter computes something else than Classifier; comparison void.")
     project_ms, bare_ms = interleaved(
         lambda: classifier._forward(batch), lambda: bare(batch), repeats.forward_pairs

@@ -1,4 +1,4 @@
-"""Keras MobileNetV2 converted once to a LiteRT model, cached next to its weights.
+"""Keras MobileNets converted once to LiteRT models, cached next to their weights.
 
 Keras stays the source of the model: ``keras.applications.MobileNetV2(weights=
 "imagenet")`` downloads its weights once into the Keras cache
@@ -6,10 +6,16 @@ Keras stays the source of the model: ``keras.applications.MobileNetV2(weights=
 with ``tf.lite.TFLiteConverter`` gives the same network in a form that LiteRT
 runs several times faster, in a process that never imports TensorFlow.
 
-The converted file is stored beside the weights under a name that contains the
-TensorFlow version and a hash of the weights, so a new TensorFlow or new weights
-build a new file, and it is written atomically (temporary file, then rename), so
-two kernels converting at once, or a crash half-way, never leave a torn file.
+The converted model has two outputs, the class probabilities and the last
+feature maps (the input of the final global pooling), and comes with the
+weights of the layers after the pooling in a small ``.npz``: together they give
+class activation maps from the same forward pass (see :mod:`classifier.explain`).
+
+The files are stored beside the weights under names that contain the
+architecture, the TensorFlow version and a hash of the weights, so a new
+TensorFlow or new weights build new files, and they are written atomically
+(temporary file, then rename), so two kernels converting at once, or a crash
+half-way, never leave a torn file.
 """
 
 from __future__ import annotations
@@ -22,28 +28,58 @@ import os
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, Architecture, architecture
 
 __all__ = [
+    "ConvertedModel",
     "ModelUnavailableError",
     "ProgressCallback",
     "WEIGHTS_FILE",
-    "converted_model_path",
+    "build_converted_model",
+    "converted_model",
     "keras_home",
 ]
 
-WEIGHTS_FILE: Final[str] = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
+WEIGHTS_FILE: Final[str] = ARCHITECTURES[DEFAULT_ARCHITECTURE].weights_file
 """The file name Keras gives MobileNetV2 (alpha 1.0, 224 px, with top) in its cache."""
 
 ProgressCallback = Callable[[str, float], None]
 """Called with a message for people and the fraction of the work done (0..1)."""
 
+Weights = Literal["imagenet"] | None
+"""``"imagenet"`` for trained weights, ``None`` for an untrained network (for tests)."""
+
 # Bump when the conversion itself changes, so old cached files are not reused.
-_CONVERSION_VERSION: Final[int] = 1
+_CONVERSION_VERSION: Final[int] = 2
 _LOG = logging.getLogger(__name__)
 _TENSORFLOW_DISTRIBUTIONS: Final[tuple[str, ...]] = ("tensorflow", "tensorflow-cpu", "tf-nightly")
+_HEAD_ACTIVATIONS: Final[dict[str, str]] = {
+    "linear": "linear", "softmax": "linear", "relu": "relu", "hard_silu": "hard_swish", "hard_swish": "hard_swish",
+}
+"""Activations after global pooling; softmax is left out, explanations work on logits."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertedModel:
+    """The files of one converted model.
+
+    Attributes
+    ----------
+    network
+        LiteRT model with two outputs: probabilities and the last feature maps.
+    head
+        ``.npz`` with the kernels, biases and activations after global pooling.
+    """
+
+    network: Path
+    head: Path
 
 
 class ModelUnavailableError(RuntimeError):
@@ -62,8 +98,13 @@ def keras_home() -> Path:
     return Path(home if os.access(home, os.W_OK) else "/tmp", ".keras")
 
 
-def converted_model_path(on_progress: ProgressCallback | None = None) -> Path:
-    """Return the path of the converted MobileNetV2, building it if needed.
+def converted_model(
+    model: str = DEFAULT_ARCHITECTURE,
+    *,
+    weights: Weights = "imagenet",
+    on_progress: ProgressCallback | None = None,
+) -> ConvertedModel:
+    """Return the converted files of ``model``, building them if needed.
 
     With a warm cache this reads and hashes the weights file and imports nothing
     heavy.  Otherwise it imports TensorFlow, lets Keras download the weights if
@@ -71,63 +112,103 @@ def converted_model_path(on_progress: ProgressCallback | None = None) -> Path:
 
     Parameters
     ----------
+    model
+        A name from :data:`classifier.architectures.ARCHITECTURES`.
+    weights
+        ``"imagenet"``, or ``None`` for an untrained network.
     on_progress
         Receives ``(message, fraction_done)`` while the one-time conversion runs.
-
-    Returns
-    -------
-    pathlib.Path
-        A ``.tflite`` file in ``keras_home() / "models"``.
 
     Raises
     ------
     ModelUnavailableError
         If the weights are missing and cannot be downloaded, or conversion fails.
     """
-    weights = keras_home() / "models" / WEIGHTS_FILE
-    if weights.is_file():
-        cached = _cache_path(weights)
-        if cached.is_file():
+    spec = architecture(model)
+    weights_path = keras_home() / "models" / spec.weights_file
+    if weights is None or weights_path.is_file():
+        cached = _cache_files(spec, weights)
+        if cached.network.is_file() and cached.head.is_file():
             return cached
-    return build_converted_model(on_progress)
+    return build_converted_model(model, weights=weights, on_progress=on_progress)
 
 
-def build_converted_model(on_progress: ProgressCallback | None = None) -> Path:
-    """Convert MobileNetV2 now, replacing any cached file; see :func:`converted_model_path`."""
+def build_converted_model(
+    model: str = DEFAULT_ARCHITECTURE,
+    *,
+    weights: Weights = "imagenet",
+    on_progress: ProgressCallback | None = None,
+) -> ConvertedModel:
+    """Convert ``model`` now, replacing any cached files; see :func:`converted_model`."""
+    spec = architecture(model)
     report = on_progress or (lambda message, fraction: None)
-    report("Loading TensorFlow to prepare the model (one time only)…", 0.05)
+    report(f"Loading TensorFlow to prepare {spec.name} (one time only)…", 0.05)
     keras, tf = _import_tensorflow()
-    report("Loading MobileNetV2 weights (downloaded once if missing)…", 0.25)
-    weights = keras_home() / "models" / WEIGHTS_FILE
-    had_weights = weights.is_file()
-    try:
-        model = keras.applications.MobileNetV2(weights="imagenet")
-    except Exception as error:  # Keras raises bare Exception for failed downloads
-        if had_weights:
-            raise ModelUnavailableError(
-                f"The MobileNetV2 weights at {weights} could not be loaded ({error}); the file "
-                "may be damaged. Delete it so that it is downloaded again, or replace it, and reload."
-            ) from error
-        raise ModelUnavailableError(
-            "The MobileNetV2 weights are not on this machine and could not be "
-            f"downloaded ({error}). Put the file {WEIGHTS_FILE} in {weights.parent} "
-            "(the Keras cache, set by KERAS_HOME) and reload."
-        ) from error
+    report(f"Loading {spec.name} weights (downloaded once if missing)…", 0.25)
+    network = _build_keras_model(keras, spec, weights)
     report("Converting the model for fast inference…", 0.5)
+    pooling = [layer for layer in network.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)][-1]
+    two_outputs = keras.Model(network.inputs, [network.output, pooling.input])
     chatter = io.StringIO()
     try:
         # The converter prints pages of details; in a kernel they would reach the page.
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+            converted = tf.lite.TFLiteConverter.from_keras_model(two_outputs).convert()
     except Exception as error:  # the converter raises many unrelated types
-        raise ModelUnavailableError(f"Converting MobileNetV2 for LiteRT failed: {error}") from error
+        raise ModelUnavailableError(f"Converting {spec.name} for LiteRT failed: {error}") from error
     finally:
         _LOG.debug("converter output:\n%s", chatter.getvalue())
     report("Saving the converted model…", 0.95)
-    target = _cache_path(weights)
-    _write_atomically(target, converted)
+    target = _cache_files(spec, weights)
+    head = io.BytesIO()
+    np.savez(head, **_head_arrays(keras, network, pooling))
+    # The network is written last: its presence means both files are complete.
+    _write_atomically(target.head, head.getvalue())
+    _write_atomically(target.network, converted)
     report("The model is ready.", 1.0)
     return target
+
+
+def _build_keras_model(keras: ModuleType, spec: Architecture, weights: Weights) -> Any:
+    weights_path = keras_home() / "models" / spec.weights_file
+    had_weights = weights_path.is_file()
+    try:
+        return getattr(keras.applications, spec.name)(weights=weights, **spec.keras_options)
+    except Exception as error:  # Keras raises bare Exception for failed downloads
+        if had_weights:
+            raise ModelUnavailableError(
+                f"The {spec.name} weights at {weights_path} could not be loaded ({error}); the file "
+                "may be damaged. Delete it so that it is downloaded again, or replace it, and reload."
+            ) from error
+        raise ModelUnavailableError(
+            f"The {spec.name} weights are not on this machine and could not be "
+            f"downloaded ({error}). Put the file {spec.weights_file} in {weights_path.parent} "
+            "(the Keras cache, set by KERAS_HOME) and reload."
+        ) from error
+
+
+def _head_arrays(keras: ModuleType, network: Any, pooling: Any) -> dict[str, np.ndarray]:
+    """Kernels, biases and activations of the dense (or 1x1 convolution) layers after pooling."""
+    arrays: dict[str, np.ndarray] = {}
+    activations: list[str] = []
+    for layer in network.layers[network.layers.index(pooling) + 1:]:
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+            kernel, bias = layer.get_weights()
+            arrays[f"kernel_{len(activations)}"] = kernel.reshape(-1, kernel.shape[-1])
+            arrays[f"bias_{len(activations)}"] = bias
+            activations.append(_head_activation(layer.activation.__name__))
+        elif isinstance(layer, keras.layers.Activation) and activations:
+            if _head_activation(layer.activation.__name__) != "linear":
+                activations[-1] = _head_activation(layer.activation.__name__)
+    arrays["activations"] = np.array(activations)
+    return arrays
+
+
+def _head_activation(name: str) -> str:
+    try:
+        return _HEAD_ACTIVATIONS[name]
+    except KeyError:
+        raise ModelUnavailableError(f"Unexpected activation {name!r} after global pooling") from None
 
 
 def _import_tensorflow() -> tuple[ModuleType, ModuleType]:
@@ -144,10 +225,14 @@ def _import_tensorflow() -> tuple[ModuleType, ModuleType]:
     return keras, tf
 
 
-def _cache_path(weights: Path) -> Path:
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    name = f"mobilenet_v2_1.0_224.tf-{_tensorflow_version()}.w-{digest}.v{_CONVERSION_VERSION}.tflite"
-    return weights.with_name(name)
+def _cache_files(spec: Architecture, weights: Weights) -> ConvertedModel:
+    folder = keras_home() / "models"
+    if weights is None:
+        digest = "untrained"
+    else:
+        digest = hashlib.sha256((folder / spec.weights_file).read_bytes()).hexdigest()[:16]
+    stem = f"{spec.name}.tf-{_tensorflow_version()}.w-{digest}.v{_CONVERSION_VERSION}"
+    return ConvertedModel(folder / f"{stem}.tflite", folder / f"{stem}.head.npz")
 
 
 def _tensorflow_version() -> str:

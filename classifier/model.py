@@ -1,14 +1,15 @@
-"""MobileNetV2 ImageNet classification: preprocess -> forward -> postprocess.
+"""ImageNet classification with MobileNets: preprocess -> forward -> postprocess.
 
 The forward pass runs the converted model (see :mod:`classifier.conversion`) with
 LiteRT, so a process that classifies never imports TensorFlow once the cache is
-warm.
+warm.  The same pass yields the last feature maps, from which
+:meth:`Classifier.explain` draws class activation maps.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -18,16 +19,20 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, Architecture, architecture
 from classifier.conversion import (
+    ConvertedModel,
     ModelUnavailableError,
     ProgressCallback,
+    Weights,
     build_converted_model,
-    converted_model_path,
+    converted_model,
 )
+from classifier.explain import class_activation_map, load_head
 from classifier.images import ImageError, ImageSource, load_image, resize_square
 from classifier.labels import NUM_CLASSES, imagenet_labels
 
-__all__ = ["BatchResult", "Classifier", "INPUT_SIZE", "Prediction", "preprocess"]
+__all__ = ["BatchResult", "Classifier", "Explanation", "INPUT_SIZE", "Prediction", "preprocess"]
 
 INPUT_SIZE: Final[int] = 224
 _MAX_BATCH: Final[int] = 8
@@ -55,15 +60,41 @@ class Prediction:
         return f"{self.label}: {self.probability:.1%}"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Explanation:
+    """Predictions for a picture, and where the evidence for the first one lies.
+
+    Attributes
+    ----------
+    predictions
+        The most probable classes, highest probability first.
+    heatmap
+        Class activation map of ``predictions[0]``: values from 0 to 1 on the
+        model's last feature grid (7 x 7 for 224-pixel inputs), rows from the top
+        of the picture; stretch it over the picture to show it.
+    """
+
+    predictions: list[Prediction]
+    heatmap: np.ndarray
+
+
 BatchResult = list[Prediction] | ImageError
 """One entry of :meth:`Classifier.classify_batch`: predictions, or why the file was refused."""
 
+_Outputs = tuple[np.ndarray, np.ndarray]  # probabilities and feature maps of one picture
+
 
 class Classifier:
-    """MobileNetV2 with ImageNet weights, run with LiteRT.
+    """An ImageNet MobileNet, run with LiteRT.
 
     Parameters
     ----------
+    model
+        ``"MobileNetV2"`` (the default), ``"MobileNet"``, ``"MobileNetV3Small"``
+        or ``"MobileNetV3Large"``: each is converted and cached on first use.
+    weights
+        ``"imagenet"``, or ``None`` for an untrained network (to test structure
+        without downloading weights).
     num_threads
         CPU threads for the forward pass.
     on_progress
@@ -75,23 +106,39 @@ class Classifier:
     ModelUnavailableError
         If the weights are missing and cannot be downloaded, or conversion fails;
         the message says where the weights file must go.
+    ValueError
+        For an unknown ``model`` name or ``num_threads`` below 1.
 
     Examples
     --------
     >>> clf = Classifier()
     >>> clf.classify("grace_hopper.jpg", top_k=1)
-    [Prediction(label='military uniform', probability=0.65..., index=652)]
+    [Prediction(label='military uniform', probability=0.67..., index=652)]
     """
 
-    def __init__(self, *, num_threads: int = 2, on_progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_ARCHITECTURE,
+        weights: Weights = "imagenet",
+        num_threads: int = 2,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
         if num_threads < 1:
             raise ValueError(f"num_threads must be at least 1, got {num_threads!r}")
+        self.architecture: Architecture = architecture(model)
         self._labels = imagenet_labels()
-        self._interpreter = _load_interpreter(num_threads, on_progress)
+        self._interpreter, files = _load_interpreter(self.architecture.name, weights, num_threads, on_progress)
+        self._head = load_head(files.head)
         self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._probabilities, self._features = _pick_outputs(self._interpreter)
         self._batch_size = 1
         self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """The architecture that answers, e.g. ``"MobileNetV2"``."""
+        return self.architecture.name
 
     def classify(self, source: ImageSource, *, top_k: int = 5) -> list[Prediction]:
         """Classify one picture.
@@ -114,8 +161,17 @@ class Classifier:
             If ``source`` is not a usable image.
         """
         _check_top_k(top_k)
-        probabilities = self._forward(preprocess(_decode_for_model(source))[np.newaxis])
-        return self._postprocess(probabilities[0], top_k)
+        probabilities, _ = self._forward_one(source)
+        return self._top(probabilities, top_k)
+
+    def explain(self, source: ImageSource, *, top_k: int = 5) -> Explanation:
+        """Classify one picture and map the evidence for the most probable class.
+
+        Same parameters and errors as :meth:`classify`; costs the same single
+        forward pass plus well under a millisecond.
+        """
+        _check_top_k(top_k)
+        return self._explanation(self._forward_one(source), top_k)
 
     def classify_batch(
         self,
@@ -145,21 +201,51 @@ class Classifier:
             first, or the :class:`ImageError` that says why it was refused.
         """
         _check_top_k(top_k)
-        results: list[BatchResult] = []
+        return [
+            outputs if isinstance(outputs, ImageError) else self._top(outputs[0], top_k)
+            for outputs in self._forward_many(sources, on_progress)
+        ]
+
+    def explain_batch(
+        self,
+        sources: Sequence[ImageSource],
+        *,
+        top_k: int = 5,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[Explanation | ImageError]:
+        """:meth:`explain` for many pictures, batched as in :meth:`classify_batch`."""
+        _check_top_k(top_k)
+        return [
+            outputs if isinstance(outputs, ImageError) else self._explanation(outputs, top_k)
+            for outputs in self._forward_many(sources, on_progress)
+        ]
+
+    def _forward_one(self, source: ImageSource) -> _Outputs:
+        probabilities, features = self._forward(preprocess(_decode_for_model(source), self.architecture)[np.newaxis])
+        return probabilities[0], features[0]
+
+    def _forward_many(
+        self, sources: Sequence[ImageSource], on_progress: Callable[[int, int], None] | None
+    ) -> Iterator[_Outputs | ImageError]:
+        done = 0
         with ThreadPoolExecutor(max_workers=2) as pool:
-            inputs = pool.map(_preprocess_or_error, sources)
+            inputs = pool.map(self._preprocess_or_error, sources)
             while chunk := list(islice(inputs, _MAX_BATCH)):
                 arrays = [item for item in chunk if isinstance(item, np.ndarray)]
-                rows = iter(self._forward(np.stack(arrays)) if arrays else ())
-                results.extend(
-                    self._postprocess(next(rows), top_k) if isinstance(item, np.ndarray) else item
-                    for item in chunk
-                )
+                outputs = zip(*self._forward(np.stack(arrays))) if arrays else iter(())
+                for item in chunk:
+                    yield item if isinstance(item, ImageError) else next(outputs)
+                done += len(chunk)
                 if on_progress is not None:
-                    on_progress(len(results), len(sources))
-        return results
+                    on_progress(done, len(sources))
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
+    def _preprocess_or_error(self, source: ImageSource) -> np.ndarray | ImageError:
+        try:
+            return preprocess(_decode_for_model(source), self.architecture)
+        except ImageError as error:
+            return error
+
+    def _forward(self, batch: np.ndarray) -> _Outputs:
         with self._lock:
             if batch.shape[0] != self._batch_size:
                 self._interpreter.resize_tensor_input(self._input, list(batch.shape))
@@ -167,17 +253,28 @@ class Classifier:
                 self._batch_size = batch.shape[0]
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
+            return (
+                self._interpreter.get_tensor(self._probabilities).copy(),
+                self._interpreter.get_tensor(self._features).copy(),
+            )
 
-    def _postprocess(self, probabilities: np.ndarray, top_k: int) -> list[Prediction]:
+    def _top(self, probabilities: np.ndarray, top_k: int) -> list[Prediction]:
         best = np.argsort(probabilities)[::-1][:top_k]
         return [Prediction(self._labels[i], float(probabilities[i]), int(i)) for i in best]
 
+    def _explanation(self, outputs: _Outputs, top_k: int) -> Explanation:
+        probabilities, features = outputs
+        predictions = self._top(probabilities, top_k)
+        return Explanation(predictions, class_activation_map(features, self._head, predictions[0].index))
 
-def preprocess(picture: Image.Image) -> np.ndarray:
-    """Turn an RGB picture into MobileNetV2's input: 224 x 224 x 3, scaled to [-1, 1]."""
-    square = resize_square(picture, INPUT_SIZE)
-    return np.asarray(square, dtype=np.float32) / 127.5 - 1.0
+
+def preprocess(picture: Image.Image, spec: Architecture = ARCHITECTURES[DEFAULT_ARCHITECTURE]) -> np.ndarray:
+    """Turn an RGB picture into the input of ``spec``: the whole picture, square, scaled.
+
+    For MobileNetV2 that is 224 x 224 x 3 in [-1, 1].
+    """
+    square = resize_square(picture, spec.input_size)
+    return np.asarray(square, dtype=np.float32) * np.float32(spec.input_scale) + np.float32(spec.input_offset)
 
 
 def _decode_for_model(source: ImageSource) -> Image.Image:
@@ -185,27 +282,34 @@ def _decode_for_model(source: ImageSource) -> Image.Image:
     return load_image(source, size=INPUT_SIZE, shrink=False)
 
 
-def _preprocess_or_error(source: ImageSource) -> np.ndarray | ImageError:
-    try:
-        return preprocess(_decode_for_model(source))
-    except ImageError as error:
-        return error
-
-
 def _check_top_k(top_k: int) -> None:
     if not 1 <= top_k <= NUM_CLASSES:
         raise ValueError(f"top_k must be between 1 and {NUM_CLASSES}, got {top_k!r}")
 
 
-def _load_interpreter(num_threads: int, on_progress: ProgressCallback | None) -> Interpreter:
-    path = converted_model_path(on_progress)
+def _load_interpreter(
+    model: str, weights: Weights, num_threads: int, on_progress: ProgressCallback | None
+) -> tuple[Interpreter, ConvertedModel]:
+    files = converted_model(model, weights=weights, on_progress=on_progress)
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter = Interpreter(model_path=str(files.network), num_threads=num_threads)
     except ValueError:
         # A torn or corrupt cache file: rebuild it once rather than fail.
-        path = build_converted_model(on_progress)
-        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        files = build_converted_model(model, weights=weights, on_progress=on_progress)
+        interpreter = Interpreter(model_path=str(files.network), num_threads=num_threads)
     interpreter.allocate_tensors()
-    if interpreter.get_output_details()[0]["shape"][-1] != NUM_CLASSES:
-        raise ModelUnavailableError(f"The cached model at {path} does not have {NUM_CLASSES} outputs.")
-    return interpreter
+    return interpreter, files
+
+
+def _pick_outputs(interpreter: Interpreter) -> tuple[int, int]:
+    """Indices of the probabilities and the feature maps, told apart by shape.
+
+    LiteRT does not keep Keras's output order.
+    """
+    outputs = interpreter.get_output_details()
+    probabilities = [o["index"] for o in outputs if len(o["shape"]) == 2 and o["shape"][-1] == NUM_CLASSES]
+    features = [o["index"] for o in outputs if len(o["shape"]) == 4]
+    if len(probabilities) != 1 or len(features) != 1:
+        shapes = [o["shape"].tolist() for o in outputs]
+        raise ModelUnavailableError(f"The converted model has outputs {shapes}, not probabilities and features.")
+    return probabilities[0], features[0]

@@ -14,9 +14,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from classifier.model import Prediction
+from classifier.explain import overlay_heatmap
+from classifier.model import Explanation, Prediction
 
-__all__ = ["figure_to_png", "plot_predictions"]
+__all__ = ["figure_to_png", "plot_explanation", "plot_predictions"]
 
 _BAR_COLOR: Final[str] = "#1f6feb"
 _WIDTH_INCHES: Final[float] = 3.6
@@ -74,26 +75,54 @@ def plot_predictions(predictions: Sequence[Prediction], *, title: str | None = N
     return figure
 
 
-def figure_to_png(figure: Figure, *, dpi: int = 160) -> bytes:
+def plot_explanation(picture: Image.Image, explanation: Explanation, *, alpha: float = 0.5) -> Figure:
+    """Show where the evidence for the top prediction lies, over the picture.
+
+    Parameters
+    ----------
+    picture
+        The picture that was classified (any size; the map is stretched over it).
+    explanation
+        As returned by :meth:`classifier.Classifier.explain`.
+    alpha
+        Opacity of the heatmap where the evidence is strongest.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The picture with the heatmap blended over it, titled with the prediction.
+    """
+    width, height = picture.size
+    figure = Figure(figsize=(_WIDTH_INCHES, _WIDTH_INCHES * height / width + 0.3))
+    axes = figure.add_axes((0.0, 0.0, 1.0, 1.0 - 0.3 / (_WIDTH_INCHES * height / width + 0.3)))
+    axes.imshow(overlay_heatmap(picture.convert("RGB"), explanation.heatmap, alpha=alpha))
+    axes.set_axis_off()
+    figure.suptitle(f"Evidence for “{explanation.predictions[0]}”", fontsize=_FONT_SIZE, y=0.99, va="top")
+    return figure
+
+
+def figure_to_png(figure: Figure, *, dpi: int = 160, colors: int | None = _PNG_COLORS) -> bytes:
     """Render ``figure`` to a small PNG.
 
     The default of 160 dpi draws a 3.6-inch chart 576 pixels wide: sharp on a
     high-density phone screen where it is shown about 300 CSS pixels wide.  A
     64-colour palette looks the same for flat charts and makes the file about a
-    quarter of the size of a full-colour PNG.
+    quarter of the size of a full-colour PNG; pass ``colors=None`` for figures
+    with photos, such as :func:`plot_explanation`.
     """
     shown_dpi = figure.dpi
     figure.set_dpi(dpi)
     try:
         canvas = FigureCanvasAgg(figure)
         canvas.draw()
-        rgb = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+        image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     finally:
         figure.set_dpi(shown_dpi)
-    # The fastest quantizer; it may turn white into (254, 254, 254), which no one can see.
-    palette = rgb.quantize(colors=_PNG_COLORS, method=Image.Quantize.FASTOCTREE)
+    if colors is not None:
+        # The fastest quantizer; it may turn white into (254, 254, 254), which no one can see.
+        image = image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE)
     buffer = io.BytesIO()
-    palette.save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from classifier.conversion import WEIGHTS_FILE, _cache_path, converted_model_path, keras_home
+from classifier.architectures import ARCHITECTURES
+from classifier.conversion import WEIGHTS_FILE, ConvertedModel, _cache_files, converted_model, keras_home
 
 _CLASSIFY_AND_REPORT = textwrap.dedent(
     """
@@ -37,6 +38,11 @@ def _run(keras_home_dir: Path, photo: Path, **extra_env: str) -> subprocess.Comp
     )
 
 
+def _cached_files(keras_home_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ConvertedModel:
+    monkeypatch.setenv("KERAS_HOME", str(keras_home_dir))
+    return _cache_files(ARCHITECTURES["MobileNetV2"], "imagenet")
+
+
 @pytest.fixture
 def fresh_keras_home(tmp_path: Path) -> Path:
     """A Keras cache holding only the weights, as after Keras's first download."""
@@ -46,13 +52,14 @@ def fresh_keras_home(tmp_path: Path) -> Path:
 
 
 def test_cold_cache_converts_once_then_runs_without_tensorflow(
-    fresh_keras_home: Path, photos: dict[str, Path]
+    fresh_keras_home: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cold = _run(fresh_keras_home, photos["grace_hopper"])
     assert cold.returncode == 0, cold.stderr[-2000:]
     assert cold.stdout.splitlines() == ["military uniform", "tensorflow imported: True"]
-    cached = list((fresh_keras_home / "models").glob("*.tflite"))
-    assert [path.name for path in cached] == [_cache_path(fresh_keras_home / "models" / WEIGHTS_FILE).name]
+    expected = _cached_files(fresh_keras_home, monkeypatch)
+    assert list((fresh_keras_home / "models").glob("*.tflite")) == [expected.network]
+    assert expected.head.is_file()
     assert not list((fresh_keras_home / "models").glob("*.tmp"))
 
     warm = _run(fresh_keras_home, photos["grace_hopper"])
@@ -60,13 +67,17 @@ def test_cold_cache_converts_once_then_runs_without_tensorflow(
     assert warm.stdout.splitlines() == ["military uniform", "tensorflow imported: False"]
 
 
-def test_corrupt_cached_model_is_rebuilt(fresh_keras_home: Path, photos: dict[str, Path]) -> None:
-    cached = _cache_path(fresh_keras_home / "models" / WEIGHTS_FILE)
-    cached.write_bytes(b"half a flatbuffer")
+def test_corrupt_cached_model_is_rebuilt(
+    fresh_keras_home: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session_files = converted_model()  # same weights as the fresh cache, so the same names
+    cached = _cached_files(fresh_keras_home, monkeypatch)
+    shutil.copy(session_files.head, cached.head)
+    cached.network.write_bytes(b"half a flatbuffer")
     result = _run(fresh_keras_home, photos["coffee"])
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[0] == "espresso"
-    assert cached.stat().st_size > 1_000_000
+    assert cached.network.stat().st_size > 1_000_000
 
 
 def test_missing_weights_without_network_say_where_the_file_goes(tmp_path: Path, photos: dict[str, Path]) -> None:
@@ -79,21 +90,23 @@ def test_missing_weights_without_network_say_where_the_file_goes(tmp_path: Path,
     assert WEIGHTS_FILE in last_line and str(tmp_path / "models") in last_line
 
 
-def test_cache_name_changes_with_the_weights(tmp_path: Path) -> None:
-    weights = tmp_path / WEIGHTS_FILE
+def test_cache_names_change_with_weights_and_architecture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = tmp_path / "models" / WEIGHTS_FILE
+    weights.parent.mkdir()
     weights.write_bytes(b"weights, version 1")
-    first = _cache_path(weights)
+    first = _cached_files(tmp_path, monkeypatch)
     weights.write_bytes(b"weights, version 2")
-    second = _cache_path(weights)
-    assert first != second
-    assert first.parent == second.parent == tmp_path
-    assert first.suffix == ".tflite"
+    second = _cached_files(tmp_path, monkeypatch)
+    untrained = _cache_files(ARCHITECTURES["MobileNetV3Small"], None)
+    assert len({first.network, second.network, untrained.network}) == 3
+    assert first.network.parent == tmp_path / "models"
+    assert (first.network.suffix, first.head.name.endswith(".head.npz")) == (".tflite", True)
 
 
 def test_warm_cache_is_found_next_to_the_weights() -> None:
-    path = converted_model_path()
-    assert path.parent == keras_home() / "models"
-    assert path.is_file()
+    files = converted_model()
+    assert files.network.parent == files.head.parent == keras_home() / "models"
+    assert files.network.is_file() and files.head.is_file()
 
 
 def test_keras_home_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
