@@ -12,18 +12,22 @@ import base64
 import html
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final
 
 import ipywidgets as widgets
 from PIL import Image
 
-from classifier.conversion import ModelUnavailableError
+from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from classifier.conversion import ModelUnavailableError, ProgressCallback
 from classifier.examples import EXAMPLES, Example
+from classifier.explain import overlay_heatmap
+from classifier.export import ClassifiedFile, results_csv
 from classifier.images import DEFAULT_MAX_BYTES, ImageError, encode_jpeg, load_image
-from classifier.model import Classifier, Prediction
+from classifier.model import Classifier, Explanation
 from classifier.plotting import figure_to_png, plot_predictions
 
 __all__ = ["MAX_UPLOAD_BYTES", "ClassifierApp", "build_app"]
@@ -32,11 +36,16 @@ MAX_UPLOAD_BYTES: Final[int] = 50 * 2**20
 """All files of one upload travel in one websocket message; ``voila.json`` allows a bit more."""
 
 TOP_K: Final[int] = 5
+"""Predictions shown per photo until the visitor asks for more or fewer."""
+MAX_TOP_K: Final[int] = 10
 UNSURE_BELOW: Final[float] = 0.30
 """Below this top probability a card says the model is unsure instead of naming a winner."""
 
 _MAX_NAME_CHARS: Final[int] = 60
 _LOG = logging.getLogger(__name__)
+
+ClassifierLoader = Callable[[str, ProgressCallback], Classifier]
+"""Builds the classifier for a model name, reporting conversion progress."""
 
 _STYLE: Final[str] = """
 <style>
@@ -51,6 +60,7 @@ _STYLE: Final[str] = """
 .mn-card img.mn-chart { display: block; width: 100%; height: auto; }
 .mn-card .mn-name { font-weight: 600; margin: 0 0 4px 0; }
 .mn-card .mn-verdict { margin: 4px 0; }
+.mn-card .mn-model { color: #555; font-size: 0.9em; margin: 2px 0; }
 .mn-card ol { margin: 4px 0 6px 0; padding-left: 1.6em; }
 .mn-card .mn-error { color: #b00020; }
 </style>
@@ -65,15 +75,48 @@ class _Upload:
     content: bytes
 
 
+@dataclass(frozen=True)
+class _Classified:
+    """One readable photo, what a model said about it, and its pictures as shown."""
+
+    name: str
+    picture: Image.Image
+    explanation: Explanation
+    model: str
+
+    @cached_property
+    def photo_jpeg(self) -> bytes:
+        return encode_jpeg(self.picture)
+
+    @cached_property
+    def heatmap_jpeg(self) -> bytes:
+        return encode_jpeg(overlay_heatmap(self.picture, self.explanation.heatmap))
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """One file that could not be read, and why."""
+
+    name: str
+    error: ImageError
+
+
+def _load_classifier(model: str, on_progress: ProgressCallback) -> Classifier:
+    return Classifier(model=model, on_progress=on_progress)
+
+
 class ClassifierApp:
-    """The app: an upload button, example photos, a status line and result cards.
+    """The app: upload, examples, model and top-k controls, status, result cards.
 
     Parameters
     ----------
     classifier
-        The classifier to use.  When omitted, a :class:`~classifier.Classifier`
-        is built on a background thread so the page appears at once and shows
-        progress if the model has to be converted first.
+        The classifier to start with.  When omitted, the default
+        :class:`~classifier.Classifier` is built on a background thread so the
+        page appears at once and shows progress if the model has to be
+        converted first.
+    load_classifier
+        Builds the classifier for a model the visitor selects.
 
     Attributes
     ----------
@@ -83,20 +126,37 @@ class ClassifierApp:
         The :class:`ipywidgets.FileUpload`; setting its ``value`` classifies.
     example_buttons
         One button per bundled example photo.
+    model
+        Drop-down of the architectures; changing it re-classifies the photos.
+    top_k
+        How many predictions each card shows (1-10), without re-running the model.
+    download
+        A link to the current results as CSV, empty while there are none.
     status
         One line that says what the app is doing or what went wrong.
     progress
-        A progress bar, shown while a batch or the one-time conversion runs.
+        A progress bar, shown while a batch or a one-time conversion runs.
     results
-        Holds one :class:`ipywidgets.HTML` card per classified file.
+        Holds one card (a :class:`ipywidgets.VBox`) per file.
     """
 
-    def __init__(self, classifier: Classifier | None = None) -> None:
+    def __init__(
+        self, classifier: Classifier | None = None, *, load_classifier: ClassifierLoader = _load_classifier
+    ) -> None:
         self.upload = widgets.FileUpload(
             accept="image/*", multiple=True, description="Upload photos", icon="upload",
             button_style="primary",
         )
         self.example_buttons = [self._example_button(example) for example in EXAMPLES]
+        self.model = widgets.Dropdown(
+            options=list(ARCHITECTURES), value=DEFAULT_ARCHITECTURE, description="Model:",
+            layout=widgets.Layout(width="260px"),
+        )
+        self.top_k = widgets.IntSlider(
+            value=TOP_K, min=1, max=MAX_TOP_K, description="Guesses:", continuous_update=False,
+            layout=widgets.Layout(width="260px"),
+        )
+        self.download = widgets.HTML()
         self.status = widgets.HTML(layout=widgets.Layout(width="100%")).add_class("mn-status")
         self.progress = widgets.FloatProgress(
             min=0.0, max=1.0, layout=widgets.Layout(width="100%", max_width="480px", visibility="hidden")
@@ -111,16 +171,28 @@ class ClassifierApp:
             [widgets.HTML("Or try an example:"), *self.example_buttons],
             layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
-        self.widget = widgets.VBox(
-            [widgets.HTML(_STYLE), hint, self.upload, examples, self.status, self.progress, self.results]
+        controls = widgets.HBox(
+            [self.model, self.top_k, self.download],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
+        self.widget = widgets.VBox(
+            [widgets.HTML(_STYLE), hint, self.upload, examples, controls, self.status, self.progress, self.results]
+        )
+        self._load_classifier = load_classifier
+        self._classifiers: dict[str, Classifier] = {}
+        self._photos: list[tuple[str, Image.Image | ImageError]] = []
+        self._results: list[_Classified | _Refused] = []
+        self._model_ready: Future[None] = Future()
         self.upload.observe(self._on_upload, names="value")
-        self._model: Future[Classifier] = Future()
+        self.model.observe(self._on_model_change, names="value")
+        self.top_k.observe(lambda _change: self._show_results(), names="value")
         if classifier is not None:
-            self._model.set_result(classifier)
+            self._classifiers[classifier.model_name] = classifier
+            self.model.value = classifier.model_name
+            self._model_ready.set_result(None)
         else:
             self._set_busy(True)
-            threading.Thread(target=self._load_model, name="load-model", daemon=True).start()
+            threading.Thread(target=self._load_first_model, name="load-model", daemon=True).start()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -130,23 +202,33 @@ class ClassifierApp:
         button.on_click(lambda _button: self._classify([_Upload(example.path.name, example.path.read_bytes())]))
         return button
 
-    def _load_model(self) -> None:
+    def _load_first_model(self) -> None:
         self._show_status("Preparing the model…")
         try:
-            classifier = Classifier(on_progress=self._show_conversion_progress)
-        except ModelUnavailableError as error:
-            self._show_problem(str(error))
-            self._model.set_exception(error)
+            self._classifier()
+        except Exception as error:  # _classifier has shown the reason
+            self._model_ready.set_exception(error)
             return
-        except Exception as error:  # never let a traceback reach the page
-            _LOG.exception("loading the model failed")
-            self._show_problem("The model could not be loaded. Please reload the page in a minute.")
-            self._model.set_exception(error)
-            return
-        self._model.set_result(classifier)
-        self._hide_progress()
         self._show_status("Ready: upload photos or try an example.")
         self._set_busy(False)
+        self._model_ready.set_result(None)
+
+    def _classifier(self) -> Classifier:
+        """The classifier for the selected model, built (and converted) on first use."""
+        name = self.model.value
+        if name not in self._classifiers:
+            try:
+                self._classifiers[name] = self._load_classifier(name, self._show_conversion_progress)
+            except ModelUnavailableError as error:
+                self._show_problem(str(error))
+                raise
+            except Exception:
+                _LOG.exception("loading %s failed", name)
+                self._show_problem(f"The {name} model could not be loaded. Please try again later.")
+                raise
+            finally:
+                self._hide_progress()
+        return self._classifiers[name]
 
     def _show_conversion_progress(self, message: str, fraction: float) -> None:
         self._show_status(message)
@@ -161,52 +243,92 @@ class ClassifierApp:
         self.upload.value = ()
         self._classify(uploads)
 
+    def _on_model_change(self, change: dict[str, Any]) -> None:
+        if not self._model_ready.done():
+            return  # the first model is still loading, or was set at construction
+        self._run_safely(lambda: self._reclassify(previous_model=change["old"]))
+
     def _classify(self, uploads: Sequence[_Upload]) -> None:
+        self._run_safely(lambda: self._read_and_classify(uploads))
+
+    def _run_safely(self, work: Callable[[], None]) -> None:
         self._set_busy(True)
         try:
-            self._classify_and_show(uploads)
+            work()
         except Exception:  # never let a traceback reach the page
-            _LOG.exception("classifying %d file(s) failed", len(uploads))
-            self._show_problem("Something went wrong while classifying. Please try again.")
+            _LOG.exception("a visitor's action failed")
+            self._show_problem("Something went wrong. Please try again.")
         finally:
             self._hide_progress()
             self._set_busy(False)
 
-    def _classify_and_show(self, uploads: Sequence[_Upload]) -> None:
+    def _read_and_classify(self, uploads: Sequence[_Upload]) -> None:
         count = len(uploads)
         self._show_status(f"Working… reading {_photos(count)}.")
-        self._show_cards()
-        pictures: list[Image.Image | ImageError] = []
+        self._photos = []
         for done, upload in enumerate(uploads, start=1):
-            pictures.append(_load_or_error(upload.content))
+            self._photos.append((upload.name, _load_or_error(upload.content)))
             if count > 1:
                 self._show_progress(done / (count + 1))
-        readable = [picture for picture in pictures if isinstance(picture, Image.Image)]
-        self._show_status(f"Working… classifying {_photos(len(readable))}.")
-        classified = iter(self._model.result().classify_batch(readable, top_k=TOP_K))
-        outcomes = [picture if isinstance(picture, ImageError) else next(classified) for picture in pictures]
-        self._show_cards(*(
-            widgets.HTML(
-                _error_card(upload.name, str(outcome))
-                if isinstance(outcome, ImageError)
-                else _result_card(upload.name, picture, outcome)
-            )
-            for upload, picture, outcome in zip(uploads, pictures, outcomes)
-        ))
-        refused = sum(isinstance(outcome, ImageError) for outcome in outcomes)
-        summary = f"Done: {_photos(count - refused)} classified"
+        self._classify_photos()
+
+    def _reclassify(self, previous_model: str) -> None:
+        try:
+            self._classifier()
+        except Exception:
+            # The reason is on the status line; keep the model that works.
+            self.model.unobserve(self._on_model_change, names="value")
+            self.model.value = previous_model
+            self.model.observe(self._on_model_change, names="value")
+            return
+        if self._photos:
+            self._classify_photos()
+        else:
+            self._show_status(f"Ready: {self.model.value} will classify your photos.")
+
+    def _classify_photos(self) -> None:
+        classifier = self._classifier()
+        pictures = [picture for _, picture in self._photos if isinstance(picture, Image.Image)]
+        self._show_status(f"Working… classifying {_photos(len(pictures))} with {classifier.model_name}.")
+        explained = iter(classifier.explain_batch(pictures, top_k=MAX_TOP_K))
+        self._results = [
+            _Refused(name, picture)
+            if isinstance(picture, ImageError)
+            else _outcome(name, picture, next(explained), classifier.model_name)
+            for name, picture in self._photos
+        ]
+        self._show_results()
+        refused = sum(isinstance(result, _Refused) for result in self._results)
+        summary = f"Done: {_photos(len(self._results) - refused)} classified"
         self._show_status(summary + (f", {refused} could not be read." if refused else "."))
 
-    def _show_cards(self, *cards: widgets.HTML) -> None:
+    def _show_results(self) -> None:
+        """Draw every card and the CSV link from the stored results (no model runs)."""
         old_cards = self.results.children
-        self.results.children = cards
+        self.results.children = tuple(self._card(result) for result in self._results)
         for card in old_cards:
             _close_tree(card)
+        self.download.value = _download_link(self._results, self.top_k.value)
+
+    def _card(self, result: _Classified | _Refused) -> widgets.VBox:
+        if isinstance(result, _Refused):
+            return widgets.VBox([widgets.HTML(_error_card(result.name, str(result.error)))]).add_class("mn-card")
+        body = widgets.HTML(_result_card(result, self.top_k.value, heatmap=False))
+        toggle = widgets.ToggleButton(
+            description="Show heatmap", icon="eye",
+            tooltip="Colour the places that made the model choose its first guess",
+        )
+
+        def on_toggle(change: dict[str, Any]) -> None:
+            toggle.description = "Hide heatmap" if change["new"] else "Show heatmap"
+            body.value = _result_card(result, self.top_k.value, heatmap=change["new"])
+
+        toggle.observe(on_toggle, names="value")
+        return widgets.VBox([body, toggle]).add_class("mn-card")
 
     def _set_busy(self, busy: bool) -> None:
-        self.upload.disabled = busy
-        for button in self.example_buttons:
-            button.disabled = busy
+        for control in (self.upload, self.model, self.top_k, *self.example_buttons):
+            control.disabled = busy
 
     def _show_status(self, text: str) -> None:
         self.status.value = f"<span role='status' aria-live='polite'>{html.escape(text)}</span>"
@@ -223,20 +345,25 @@ class ClassifierApp:
         self.progress.value = 0.0
 
 
-def build_app(classifier: Classifier | None = None) -> ClassifierApp:
+def build_app(
+    classifier: Classifier | None = None, *, load_classifier: ClassifierLoader = _load_classifier
+) -> ClassifierApp:
     """Build the photo classification app; display the result to show it.
 
     Parameters
     ----------
     classifier
         Use this classifier instead of building the default one in the background.
+    load_classifier
+        Builds the classifier for a model the visitor selects; by default
+        ``Classifier(model=name, on_progress=...)``.
 
     Returns
     -------
     ClassifierApp
         The app; as the last expression of a notebook cell it displays itself.
     """
-    return ClassifierApp(classifier)
+    return ClassifierApp(classifier, load_classifier=load_classifier)
 
 
 def _close_tree(widget: widgets.Widget) -> None:
@@ -253,6 +380,14 @@ def _close_tree(widget: widgets.Widget) -> None:
     widget.close()
 
 
+def _outcome(
+    name: str, picture: Image.Image, explained: Explanation | ImageError, model: str
+) -> _Classified | _Refused:
+    if isinstance(explained, ImageError):
+        return _Refused(name, explained)
+    return _Classified(name, picture, explained, model)
+
+
 def _load_or_error(content: bytes) -> Image.Image | ImageError:
     try:
         return load_image(content)
@@ -260,7 +395,8 @@ def _load_or_error(content: bytes) -> Image.Image | ImageError:
         return error
 
 
-def _result_card(name: str, picture: Image.Image, predictions: Sequence[Prediction]) -> str:
+def _result_card(result: _Classified, top_k: int, *, heatmap: bool) -> str:
+    predictions = result.explanation.predictions[:top_k]
     best = predictions[0]
     if best.probability < UNSURE_BELOW:
         verdict = (
@@ -269,6 +405,12 @@ def _result_card(name: str, picture: Image.Image, predictions: Sequence[Predicti
         )
     else:
         verdict = f"Most likely <b>{html.escape(best.label)}</b> ({best.probability:.1%})."
+    if heatmap:
+        photo = _data_uri("image/jpeg", result.heatmap_jpeg)
+        alt = f"{result.name}, coloured where the model saw {best.label}"
+    else:
+        photo = _data_uri("image/jpeg", result.photo_jpeg)
+        alt = result.name
     items = "".join(
         f"<li><span class='mn-label'>{html.escape(p.label)}</span>: "
         f"<span class='mn-probability'>{p.probability:.1%}</span></li>"
@@ -276,10 +418,11 @@ def _result_card(name: str, picture: Image.Image, predictions: Sequence[Predicti
     )
     chart = figure_to_png(plot_predictions(predictions))
     return (
-        f"<div class='mn-card' role='group' aria-label='Results for {_attribute(name)}'>"
-        f"{_name_line(name)}"
-        f"<img class='mn-photo' alt='{_attribute(name)}' src='{_data_uri('image/jpeg', encode_jpeg(picture))}'>"
+        f"<div class='mn-card-body' role='group' aria-label='Results for {_attribute(result.name)}'>"
+        f"{_name_line(result.name)}"
+        f"<img class='mn-photo{' mn-heatmap' if heatmap else ''}' alt='{_attribute(alt, 200)}' src='{photo}'>"
         f"<p class='mn-verdict'>{verdict}</p>"
+        f"<p class='mn-model'>Answered by {html.escape(result.model)}</p>"
         f"<ol class='mn-predictions'>{items}</ol>"
         f"<img class='mn-chart' alt='Bar chart of the predictions listed above' "
         f"src='{_data_uri('image/png', chart)}'>"
@@ -289,9 +432,21 @@ def _result_card(name: str, picture: Image.Image, predictions: Sequence[Predicti
 
 def _error_card(name: str, message: str) -> str:
     return (
-        f"<div class='mn-card mn-card-error' role='group' aria-label='Problem with {_attribute(name)}'>"
+        f"<div class='mn-card-body mn-card-error' role='group' aria-label='Problem with {_attribute(name)}'>"
         f"{_name_line(name)}<p class='mn-error'>{html.escape(message)}</p></div>"
     )
+
+
+def _download_link(results: Sequence[_Classified | _Refused], top_k: int) -> str:
+    classified = [
+        ClassifiedFile(result.name, result.explanation.predictions[:top_k], result.model)
+        for result in results
+        if isinstance(result, _Classified)
+    ]
+    if not classified:
+        return ""
+    csv_uri = _data_uri("text/csv;charset=utf-8", results_csv(classified).encode("utf-8"))
+    return f"<a class='mn-download' download='photo-predictions.csv' href='{csv_uri}'>Download results (CSV)</a>"
 
 
 def _name_line(name: str) -> str:

@@ -68,4 +68,4 @@ def upload_files(app: ClassifierApp, *files: tuple[str, bytes]) -> None:
 
 def card_html(app: ClassifierApp) -> list[str]:
     """The HTML of the result cards the app shows now, in order."""
-    return [card.value for card in app.results.children]
+    return [card.children[0].value for card in app.results.children]

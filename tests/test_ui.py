@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import re
 import sys
@@ -97,7 +98,7 @@ def test_unexpected_failure_shows_a_plain_message_and_the_app_recovers(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("internal detail that must not reach the page")
 
-    monkeypatch.setattr(classifier, "classify_batch", broken)
+    monkeypatch.setattr(classifier, "explain_batch", broken)
     upload_files(app, ("cam.png", photos["camera"].read_bytes()))
     assert "Something went wrong" in app.status.value
     assert "internal detail" not in app.status.value and "Traceback" not in app.status.value
@@ -110,9 +111,8 @@ def test_unexpected_failure_shows_a_plain_message_and_the_app_recovers(
 
 def _wait_for_model(app: ClassifierApp) -> None:
     deadline = time.monotonic() + 120
-    while not app._model.done() and time.monotonic() < deadline:
+    while not app._model_ready.done() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.1)  # let the loading thread finish updating the widgets
 
 
 def test_app_loads_the_model_in_the_background_and_then_accepts_uploads(photos: dict[str, Path]) -> None:
@@ -123,14 +123,13 @@ def test_app_loads_the_model_in_the_background_and_then_accepts_uploads(photos: 
     assert "tripod" in card_html(app)[0]
 
 
-def test_unavailable_model_is_explained_and_uploads_stay_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unavailable_model_is_explained_and_uploads_stay_off() -> None:
     message = "The MobileNetV2 weights are not on this machine. Put the file in /somewhere."
 
-    def unavailable(**kwargs: object) -> Classifier:
+    def unavailable(model: str, on_progress: object) -> Classifier:
         raise ModelUnavailableError(message)
 
-    monkeypatch.setattr(ui, "Classifier", unavailable)
-    app = build_app()
+    app = build_app(load_classifier=unavailable)
     _wait_for_model(app)
     assert message in app.status.value and "role='alert'" in app.status.value
     assert app.upload.disabled and all(button.disabled for button in app.example_buttons)
@@ -189,3 +188,94 @@ def test_uploads_are_never_written_to_disk(app: ClassifierApp, photos: dict[str,
         _WATCHING_WRITES.clear()
     assert len(card_html(app)) == 2 and "espresso" in card_html(app)[1]
     assert _WRITES == []
+
+
+def _untrained_loader(calls: list[str]) -> ui.ClassifierLoader:
+    """Real classifiers; only MobileNetV2 has offline weights, so the others run untrained."""
+
+    def load(model: str, on_progress: ui.ProgressCallback) -> Classifier:
+        calls.append(model)
+        weights = "imagenet" if model == "MobileNetV2" else None
+        return Classifier(model=model, weights=weights, on_progress=on_progress)
+
+    return load
+
+
+def _two_photos(photos: dict[str, Path]) -> tuple[tuple[str, bytes], ...]:
+    return ("hopper.jpg", photos["grace_hopper"].read_bytes()), ("cup.png", photos["coffee"].read_bytes())
+
+
+def test_cards_say_which_model_answered(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    upload_files(app, *_two_photos(photos))
+    assert all("Answered by MobileNetV2" in card for card in card_html(app))
+
+
+def test_switching_model_keeps_the_photos_and_reclassifies_them(
+    classifier: Classifier, photos: dict[str, Path]
+) -> None:
+    calls: list[str] = []
+    app = build_app(classifier, load_classifier=_untrained_loader(calls))
+    upload_files(app, *_two_photos(photos), ("notes.txt", b"not a photo"))
+    app.model.value = "MobileNet"
+    cards = card_html(app)
+    assert [re.search(r"class='mn-name'[^>]*>([^<]+)<", card).group(1) for card in cards] == [
+        "hopper.jpg", "cup.png", "notes.txt",
+    ]
+    assert all("Answered by MobileNet<" in card for card in cards[:2]) and "mn-card-error" in cards[2]
+    app.model.value = "MobileNetV2"
+    assert "military uniform" in card_html(app)[0] and "Answered by MobileNetV2" in card_html(app)[0]
+    assert calls == ["MobileNet"]  # MobileNetV2 was given; each model is built once
+
+
+def test_a_model_that_cannot_load_is_explained_and_the_previous_one_stays(
+    classifier: Classifier, photos: dict[str, Path]
+) -> None:
+    def offline(model: str, on_progress: ui.ProgressCallback) -> Classifier:
+        raise ModelUnavailableError(f"The {model} weights are not on this machine.")
+
+    app = build_app(classifier, load_classifier=offline)
+    upload_files(app, *_two_photos(photos))
+    app.model.value = "MobileNetV3Small"
+    assert "The MobileNetV3Small weights are not on this machine." in app.status.value
+    assert app.model.value == "MobileNetV2" and not app.model.disabled
+    assert "Answered by MobileNetV2" in card_html(app)[0]
+
+
+def test_top_k_changes_the_cards_without_running_the_model(
+    app: ClassifierApp, classifier: Classifier, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_files(app, *_two_photos(photos))
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran again")
+
+    monkeypatch.setattr(classifier, "explain_batch", no_model)
+    for top_k in (1, 10, 3):
+        app.top_k.value = top_k
+        assert all(card.count("<li>") == top_k for card in card_html(app))
+    assert "Most likely <b>military uniform</b>" in card_html(app)[0]
+
+
+def test_heatmap_toggle_swaps_the_photo_for_the_overlay(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    upload_files(app, *_two_photos(photos))
+    card = app.results.children[0]
+    body, toggle = card.children
+    photo_before = re.search(r"class='mn-photo'[^>]*src='([^']+)'", body.value).group(1)
+    toggle.value = True
+    overlay = re.search(r"class='mn-photo mn-heatmap'[^>]*src='([^']+)'", body.value)
+    assert overlay and overlay.group(1) != photo_before
+    assert toggle.description == "Hide heatmap" and "coloured where the model saw military uniform" in body.value
+    toggle.value = False
+    assert photo_before in body.value and "mn-heatmap" not in body.value
+
+
+def test_download_link_holds_the_current_results_as_csv(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    assert app.download.value == ""
+    upload_files(app, *_two_photos(photos), ("=cmd.png", b"not a photo"))
+    app.top_k.value = 2
+    link = re.search(r"download='photo-predictions.csv' href='data:text/csv;charset=utf-8;base64,([^']+)'", app.download.value)
+    rows = list(csv.reader(io.StringIO(base64.b64decode(link.group(1)).decode("utf-8"))))
+    assert rows[0] == ["file name", "rank", "label", "probability", "model"]
+    assert [row[:3] for row in rows[1:]][:1] == [["hopper.jpg", "1", "military uniform"]]
+    assert [row[0] for row in rows[1:]] == ["hopper.jpg", "hopper.jpg", "cup.png", "cup.png"]
+    assert {row[4] for row in rows[1:]} == {"MobileNetV2"}
