@@ -63,6 +63,7 @@ _STYLE: Final[str] = """
 .mn-card .mn-model { color: #555; font-size: 0.9em; margin: 2px 0; }
 .mn-card ol { margin: 4px 0 6px 0; padding-left: 1.6em; }
 .mn-card .mn-error { color: #b00020; }
+.mn-download { color: #0b57d0; text-decoration: underline; font-weight: 600; }
 </style>
 """
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,8 +46,12 @@ def _wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout: floa
 
 
 @contextmanager
-def serve_voila(*extra_args: str, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve_voila(
+    *extra_args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Serve ``notebooks/app.ipynb`` from the repo root, so ``voila.json`` applies.
+
+    ``env`` replaces the environment of the server and its kernels.
 
     Yields
     ------
@@ -58,7 +62,7 @@ def serve_voila(*extra_args: str, timeout: float = 120) -> Iterator[tuple[str, s
     server = subprocess.Popen(
         [sys.executable, "-m", "voila", "notebooks/app.ipynb", "--no-browser",
          f"--port={port}", "--Voila.ip=127.0.0.1", *extra_args],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from classifier.architectures import architecture
+from classifier.conversion import WEIGHTS_FILE, converted_model, keras_home
 from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, ROOT, serve_voila
 
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
@@ -30,8 +32,26 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def app_url() -> Iterator[str]:
-    with serve_voila() as (url, _server):
+def browser_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras cache of the server's own: the MobileNetV2 files, and an untrained MobileNet.
+
+    Only MobileNetV2 has offline weights; saving an untrained MobileNet under the
+    file name Keras looks for lets a visitor really switch models here.
+    """
+    import keras
+
+    models = tmp_path_factory.mktemp("browser-keras-home") / "models"
+    models.mkdir()
+    converted = converted_model()
+    for source in (converted.network, converted.head, keras_home() / "models" / WEIGHTS_FILE):
+        shutil.copy(source, models / source.name)
+    keras.applications.MobileNet(weights=None).save(models / architecture("MobileNet").weights_file)
+    return models.parent
+
+
+@pytest.fixture(scope="module")
+def app_url(browser_keras_home: Path) -> Iterator[str]:
+    with serve_voila(env={**os.environ, "KERAS_HOME": str(browser_keras_home)}) as (url, _server):
         yield url
 
 
@@ -104,3 +124,33 @@ def test_example_button_works_after_a_failed_upload(page: Page) -> None:
     expect(page.get_by_text("This file is empty.")).to_be_visible(timeout=60_000)
     page.get_by_role("button", name="Espresso").click()
     expect(page.locator(".mn-card .mn-predictions li").first).to_contain_text("espresso", timeout=60_000)
+
+
+def test_visitor_explores_heatmap_csv_and_another_model(page: Page, tmp_path: Path) -> None:
+    page.get_by_role("button", name="Grace Hopper").click()
+    card = page.locator(".mn-card").first
+    expect(card.locator(".mn-predictions li").first).to_contain_text("military uniform", timeout=60_000)
+    expect(card).to_contain_text("Answered by MobileNetV2")
+
+    card.get_by_role("button", name="Show heatmap").click()
+    heatmap = card.locator("img.mn-photo.mn-heatmap")
+    expect(heatmap).to_be_visible(timeout=30_000)
+    assert heatmap.evaluate("image => image.complete && image.naturalWidth > 0")
+    expect(card.get_by_role("button", name="Hide heatmap")).to_be_visible()
+    page.screenshot(path=tmp_path / "heatmap.png", full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        shutil.copy(tmp_path / "heatmap.png", SCREENSHOT.with_name("screenshot-heatmap.png"))
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download results (CSV)").click()
+    rows = download.value.path().read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "file name,rank,label,probability,model"
+    assert rows[1].startswith("grace_hopper.jpg,1,military uniform,") and rows[1].endswith(",MobileNetV2")
+    assert len(rows) == 1 + 5
+
+    page.locator("select").select_option("MobileNet")
+    card = page.locator(".mn-card").first
+    expect(card.locator(".mn-model")).to_have_text("Answered by MobileNet", timeout=180_000)
+    expect(card.locator(".mn-name")).to_have_text("grace_hopper.jpg")
+    expect(page.get_by_text("Done: 1 photo classified.")).to_be_visible()
+    _assert_no_code_or_traceback(page)
