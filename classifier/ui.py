@@ -186,7 +186,7 @@ class ClassifierApp:
         self._model_ready: Future[None] = Future()
         self.upload.observe(self._on_upload, names="value")
         self.model.observe(self._on_model_change, names="value")
-        self.top_k.observe(lambda _change: self._show_results(), names="value")
+        self.top_k.observe(lambda _change: self._run_safely(self._redraw_cards), names="value")
         if classifier is not None:
             self._classifiers[classifier.model_name] = classifier
             self.model.value = classifier.model_name
@@ -304,11 +304,19 @@ class ClassifierApp:
         self._show_status(summary + (f", {refused} could not be read." if refused else "."))
 
     def _show_results(self) -> None:
-        """Draw every card and the CSV link from the stored results (no model runs)."""
+        """Make a card for every stored result, and the CSV link."""
         old_cards = self.results.children
         self.results.children = tuple(self._card(result) for result in self._results)
         for card in old_cards:
             _close_tree(card)
+        self.download.value = _download_link(self._results, self.top_k.value)
+
+    def _redraw_cards(self) -> None:
+        """Redraw the cards for the current top-k, heatmaps left as they are (no model runs)."""
+        for card, result in zip(self.results.children, self._results):
+            if isinstance(result, _Classified):
+                body, heatmap_toggle = card.children
+                body.value = _result_card(result, self.top_k.value, heatmap=heatmap_toggle.value)
         self.download.value = _download_link(self._results, self.top_k.value)
 
     def _card(self, result: _Classified | _Refused) -> widgets.VBox:
@@ -320,11 +328,11 @@ class ClassifierApp:
             tooltip="Colour the places that made the model choose its first guess",
         )
 
-        def on_toggle(change: dict[str, Any]) -> None:
-            toggle.description = "Hide heatmap" if change["new"] else "Show heatmap"
-            body.value = _result_card(result, self.top_k.value, heatmap=change["new"])
+        def show(heatmap: bool) -> None:
+            toggle.description = "Hide heatmap" if heatmap else "Show heatmap"
+            body.value = _result_card(result, self.top_k.value, heatmap=heatmap)
 
-        toggle.observe(on_toggle, names="value")
+        toggle.observe(lambda change: self._run_safely(lambda: show(change["new"])), names="value")
         return widgets.VBox([body, toggle]).add_class("mn-card")
 
     def _set_busy(self, busy: bool) -> None:

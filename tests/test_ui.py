@@ -250,10 +250,12 @@ def test_top_k_changes_the_cards_without_running_the_model(
         raise AssertionError("the model ran again")
 
     monkeypatch.setattr(classifier, "explain_batch", no_model)
+    app.results.children[1].children[1].value = True  # a heatmap, which must stay on
     for top_k in (1, 10, 3):
         app.top_k.value = top_k
         assert all(card.count("<li>") == top_k for card in card_html(app))
     assert "Most likely <b>military uniform</b>" in card_html(app)[0]
+    assert "mn-heatmap" not in card_html(app)[0] and "mn-heatmap" in card_html(app)[1]
 
 
 def test_heatmap_toggle_swaps_the_photo_for_the_overlay(app: ClassifierApp, photos: dict[str, Path]) -> None:
