@@ -7,7 +7,8 @@ Run from the repository root::
     python -m benchmarks.load --quick              # 2 visitors, 1 photo: a smoke run
 
 For each number of visitors a fresh Voilà serves the app on loopback, with
-kernels culled after 20 s idle so culling shows within the run.  Every visitor
+kernels culled after 20 s idle (``--cull-idle-timeout``) so culling shows
+within the run.  Every visitor
 opens the page in their own browser context, waits for "Ready", uploads real
 photos and waits for "Done".  The run records, per visitor, the time from
 navigation to "Ready" and from the upload click to "Done", and samples the
@@ -34,29 +35,23 @@ from typing import Final, Literal
 import matplotlib.cbook
 import numpy as np
 import skimage
-from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, FilePayload, Page, Response, async_playwright
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from benchmarks.run import benchmark_keras_home, machine_info, progress
-from classifier.conversion import converted_model_path
+from classifier.conversion import converted_model
 from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, ROOT, serve_voila
 
 DEFAULT_OUTPUT: Final[Path] = ROOT / "benchmarks" / "results" / "load.json"
 DEFAULT_VISITORS: Final[tuple[int, ...]] = (1, 5, 10, 20)
 
-CULL_IDLE_TIMEOUT_S: Final[int] = 20
+DEFAULT_CULL_IDLE_TIMEOUT_S: Final[int] = 20
 CULL_INTERVAL_S: Final[int] = 5
-VOILA_ARGS: Final[tuple[str, ...]] = (
-    f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_TIMEOUT_S}",
-    f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
-)
-# A kernel is culled at the first check after it has been idle for the timeout;
-# the margin covers the checks themselves taking time on a loaded machine.
-CULL_WAIT_S: Final[float] = CULL_IDLE_TIMEOUT_S + 2 * CULL_INTERVAL_S + 15
 
-READY_TIMEOUT_S: Final[float] = 240
-"""Twenty kernels starting at once on two cores take well over a minute."""
-DONE_TIMEOUT_S: Final[float] = 180
+READY_TIMEOUT_S: Final[float] = 150
+"""Twenty kernels starting at once on two cores take about a minute."""
+DONE_TIMEOUT_S: Final[float] = 120
 ACTION_TIMEOUT_S: Final[float] = 30
 POLL_MS: Final[int] = 100
 """How often a page checks its status line: the resolution of the timings."""
@@ -82,6 +77,25 @@ _STATUS_SCRIPT: Final[str] = """wanted => {
     const text = status.textContent.trim();
     return text.startsWith(wanted) || status.querySelector('.mn-problem') ? text : null;
 }"""
+# null when the widgets never rendered (Voilà then shows their plain-text fallback).
+_LAST_STATUS_SCRIPT: Final[str] = "() => document.querySelector('.mn-status')?.textContent.trim() ?? null"
+
+
+def voila_args(cull_idle_timeout_s: int) -> tuple[str, ...]:
+    """Return the command-line options that make Voilà cull idle kernels quickly."""
+    return (
+        f"--MappingKernelManager.cull_idle_timeout={cull_idle_timeout_s}",
+        f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
+    )
+
+
+def cull_wait_s(cull_idle_timeout_s: int) -> float:
+    """Return how long to wait for idle kernels to be culled before giving up.
+
+    A kernel goes at the first check after it has been idle for the timeout;
+    the margin covers the checks themselves running late on a loaded machine.
+    """
+    return cull_idle_timeout_s + 2 * CULL_INTERVAL_S + 15
 
 
 # --- the visitors -------------------------------------------------------------
@@ -119,11 +133,16 @@ async def wait_for_status(page: Page, wanted: str, timeout_s: float) -> None:
     Raises
     ------
     RuntimeError
-        If the app shows a problem or any other final status instead.
-    playwright.async_api.TimeoutError
-        If nothing final shows within ``timeout_s``.
+        If the app shows a problem or any other final status instead, or
+        nothing final within ``timeout_s``.
     """
-    handle = await page.wait_for_function(_STATUS_SCRIPT, arg=wanted, polling=POLL_MS, timeout=timeout_s * 1e3)
+    try:
+        handle = await page.wait_for_function(
+            _STATUS_SCRIPT, arg=wanted, polling=POLL_MS, timeout=max(timeout_s, 1) * 1e3
+        )
+    except PlaywrightTimeoutError:
+        shown = await page.evaluate(_LAST_STATUS_SCRIPT)
+        raise RuntimeError(f"no {wanted!r} within {timeout_s:.0f} s; the status line read {shown!r}") from None
     text = await handle.json_value()
     if text != wanted:
         raise RuntimeError(f"the page said {text!r}")
@@ -144,6 +163,15 @@ async def visit(page: Page, url: str, files: list[FilePayload]) -> Visit:
     Visit
         The two durations, or those reached and the reason the visitor failed.
     """
+    # A page whose kernel was shut down before it connected never shows its
+    # widgets and just times out; the server's 404 for the kernel says why.
+    missing_kernels: list[str] = []
+
+    def note_missing_kernel(response: Response) -> None:
+        if response.status == 404 and "/api/kernels/" in response.url:
+            missing_kernels.append(response.url)
+
+    page.on("response", note_missing_kernel)
     ready_s: float | None = None
     start = time.perf_counter()
     try:
@@ -158,6 +186,8 @@ async def visit(page: Page, url: str, files: list[FilePayload]) -> Visit:
     except (PlaywrightError, RuntimeError) as error:
         phase = "upload" if ready_s is not None else "load"
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if missing_kernels:
+            reason += f"; the server no longer had its kernel (404 for {missing_kernels[0]})"
         return Visit(ready_s, error=f"{phase}: {reason}")
 
 
@@ -364,7 +394,7 @@ def _summary(values: Sequence[float]) -> dict[str, object]:
     }
 
 
-async def run_load(browser: Browser, visitors: int, photos: int) -> LoadRun:
+async def run_load(browser: Browser, visitors: int, photos: int, cull_idle_timeout_s: int) -> LoadRun:
     """Serve a fresh Voilà and send ``visitors`` visitors to it at once.
 
     Parameters
@@ -375,6 +405,8 @@ async def run_load(browser: Browser, visitors: int, photos: int) -> LoadRun:
         How many visitors arrive together.
     photos
         How many photos each visitor uploads.
+    cull_idle_timeout_s
+        Voilà culls kernels idle this long with no browser connected.
 
     Returns
     -------
@@ -382,14 +414,15 @@ async def run_load(browser: Browser, visitors: int, photos: int) -> LoadRun:
         Per-visitor times, failures, and memory at the four moments.
     """
     files = photo_files(photos)
+    cull_wait = cull_wait_s(cull_idle_timeout_s)
     start = time.perf_counter()
-    with serve_voila(*VOILA_ARGS) as (url, server):
+    with serve_voila(*voila_args(cull_idle_timeout_s)) as (url, server):
         # serve_voila's readiness probe GETs the page, which takes the preheated
         # kernel and leaves it without a browser; Voilà then preheats another.
         # Waiting for the culler to remove the orphan gives a clean baseline,
         # and by then the new preheated kernel has long finished loading the model.
         progress(f"{visitors} visitor(s): waiting for the idle server to settle")
-        if await wait_for_kernels(server.pid, POOL_SIZE, CULL_WAIT_S) is None:
+        if await wait_for_kernels(server.pid, POOL_SIZE, cull_wait) is None:
             progress("the probe's kernel was not culled; the baseline includes it")
         idle = sample_memory(server.pid)
         progress(f"{visitors} visitor(s): visiting")
@@ -399,7 +432,7 @@ async def run_load(browser: Browser, visitors: int, photos: int) -> LoadRun:
         await close_pages(pages)
         after_close = sample_memory(server.pid)
         progress(f"{visitors} visitor(s): waiting for the culler")
-        cull_s = await wait_for_kernels(server.pid, POOL_SIZE, CULL_WAIT_S)
+        cull_s = await wait_for_kernels(server.pid, POOL_SIZE, cull_wait)
         after_cull = sample_memory(server.pid)
     return LoadRun(
         visitors, photos, tuple(visits), idle, peak, after_close, after_cull, cull_s,
@@ -407,12 +440,13 @@ async def run_load(browser: Browser, visitors: int, photos: int) -> LoadRun:
     )
 
 
-async def run_all(levels: Sequence[int], photos: int) -> tuple[list[LoadRun], str]:
+async def run_all(levels: Sequence[int], photos: int, cull_idle_timeout_s: int) -> tuple[list[LoadRun], str]:
     """Run every load level in turn with one Chromium; return the runs and its version."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            return [await run_load(browser, visitors, photos) for visitors in levels], browser.version
+            runs = [await run_load(browser, visitors, photos, cull_idle_timeout_s) for visitors in levels]
+            return runs, browser.version
         finally:
             await browser.close()
 
@@ -455,11 +489,13 @@ def format_table(runs: Sequence[LoadRun]) -> str:
     return "\n".join(aligned + (["", "Failures:", *errors] if errors else []))
 
 
-def write_report(path: Path, runs: Sequence[LoadRun], chromium: str, quick: bool, load_before: float) -> None:
+def write_report(
+    path: Path, runs: Sequence[LoadRun], arguments: argparse.Namespace, chromium: str, load_before: float
+) -> None:
     """Write the machine, the settings and every run to ``path`` as JSON (folder created)."""
     report = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "mode": "quick" if quick else "full",
+        "mode": "quick" if arguments.quick else "full",
         "machine": {
             **machine_info(),
             "chromium": chromium,
@@ -470,10 +506,10 @@ def write_report(path: Path, runs: Sequence[LoadRun], chromium: str, quick: bool
         },
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "settings": {
-            "voila_args": list(VOILA_ARGS),
+            "voila_args": list(voila_args(arguments.cull_idle_timeout)),
             "pool_size": POOL_SIZE,
             "photos": [path.name for path, _mime in PHOTOS],
-            "timeouts_s": {"ready": READY_TIMEOUT_S, "done": DONE_TIMEOUT_S, "cull_wait": CULL_WAIT_S},
+            "timeouts_s": {"ready": READY_TIMEOUT_S, "done": DONE_TIMEOUT_S, "cull_wait": cull_wait_s(arguments.cull_idle_timeout)},
             "poll_ms": POLL_MS,
         },
         "runs": [run.to_json() for run in runs],
@@ -490,7 +526,7 @@ def _visitor_levels(text: str) -> tuple[int, ...]:
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Read ``--visitors``, ``--photos``, ``--output`` and ``--quick``."""
+    """Read ``--visitors``, ``--photos``, ``--output``, ``--cull-idle-timeout`` and ``--quick``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--visitors", type=_visitor_levels, default=DEFAULT_VISITORS,
@@ -500,10 +536,14 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON file to write (default: {DEFAULT_OUTPUT})"
     )
+    parser.add_argument(
+        "--cull-idle-timeout", type=int, default=DEFAULT_CULL_IDLE_TIMEOUT_S,
+        help="seconds before Voilà culls an idle kernel with no browser connected (default: 20)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 visitors, 1 photo: a smoke run")
     arguments = parser.parse_args(argv)
-    if arguments.photos < 1:
-        parser.error("--photos must be at least 1")
+    if arguments.photos < 1 or arguments.cull_idle_timeout < 1:
+        parser.error("--photos and --cull-idle-timeout must be at least 1")
     if arguments.quick:
         arguments.visitors, arguments.photos = (2,), 1
     return arguments
@@ -518,10 +558,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     with benchmark_keras_home():
         # Converting here, once, keeps the one-time conversion out of every kernel's start.
         progress("preparing the converted model")
-        converted_model_path()
-        runs, chromium = asyncio.run(run_all(arguments.visitors, arguments.photos))
+        converted_model()
+        runs, chromium = asyncio.run(run_all(arguments.visitors, arguments.photos, arguments.cull_idle_timeout))
     print(format_table(runs))
-    write_report(arguments.output, runs, chromium, arguments.quick, load_before)
+    write_report(arguments.output, runs, arguments, chromium, load_before)
     print(f"\nWrote {arguments.output}")
 
 

@@ -64,6 +64,14 @@ _STYLE: Final[str] = """
 .mn-card ol { margin: 4px 0 6px 0; padding-left: 1.6em; }
 .mn-card .mn-error { color: #b00020; }
 .mn-download { color: #0b57d0; text-decoration: underline; font-weight: 600; }
+/* ipywidgets marks every view "jupyter-widgets-disconnected" once the kernel has died or restarted. */
+.mn-connection-lost:not(.jupyter-widgets-disconnected) { display: none; }
+.mn-connection-lost p { color: #b00020; font-weight: 600; margin: 4px 0; }
+.mn-app.jupyter-widgets-disconnected::before, .mn-app .jupyter-widgets-disconnected::before { display: none; }
+.mn-status.jupyter-widgets-disconnected { display: none; }
+.mn-app .jupyter-widgets-disconnected:is(.jupyter-button, .widget-dropdown, .widget-slider) {
+  opacity: 0.5; pointer-events: none;
+}
 </style>
 """
 
@@ -176,9 +184,13 @@ class ClassifierApp:
             [self.model, self.top_k, self.download],
             layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
-        self.widget = widgets.VBox(
-            [widgets.HTML(_STYLE), hint, self.upload, examples, controls, self.status, self.progress, self.results]
-        )
+        connection_lost = widgets.HTML(
+            "<p role='alert'>The connection to the app was lost. Please reload the page.</p>"
+        ).add_class("mn-connection-lost")
+        self.widget = widgets.VBox([
+            widgets.HTML(_STYLE), hint, self.upload, examples, controls, connection_lost, self.status,
+            self.progress, self.results,
+        ]).add_class("mn-app")
         self._load_classifier = load_classifier
         self._classifiers: dict[str, Classifier] = {}
         self._photos: list[tuple[str, Image.Image | ImageError]] = []

@@ -66,22 +66,24 @@ class KernelChannels:
                   "session": uuid.uuid4().hex, "date": "", "version": "5.3"}
         msg = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
         if self.protocol == "v1":
-            pack = lambda part: json.dumps(part).encode()  # noqa: E731
-            self.ws.send_binary(serialize_msg_to_ws_v1(msg, "shell", pack))
+            self.ws.send_binary(serialize_msg_to_ws_v1(msg, "shell", pack=lambda part: json.dumps(part).encode()))
         else:
             self.ws.send(json.dumps({**msg, "channel": "shell", "buffers": []}))
         return header["msg_id"]
 
-    def collect(self, seconds: float, until: Callable[[list[dict[str, Any]]], bool] = lambda _: False) -> None:
-        """Read messages into ``received`` for ``seconds`` or until ``until(received)``."""
+    def collect(self, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        """Read messages into ``received`` for ``seconds`` or until ``until()`` holds."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not until(self.received):
+        while time.monotonic() < deadline and not until():
             self.ws.settimeout(max(0.05, deadline - time.monotonic()))
             try:
                 frame = self.ws.recv()
             except websocket.WebSocketTimeoutException:
                 break
             self.received.append(self._decode(frame))
+
+    def wait_for_reply(self, msg_id: str, reply_type: str, seconds: float = 60) -> None:
+        self.collect(seconds, until=lambda: reply_type in self.replies_to(msg_id))
 
     def replies_to(self, msg_id: str) -> list[str]:
         """The types of all messages received so far in answer to ``msg_id``."""
@@ -114,7 +116,7 @@ def _page_kernel_id(url: str) -> str:
     """Load the app as a browser would and read its kernel id from Voilà's page config."""
     with urllib.request.urlopen(url, timeout=120) as response:
         page = response.read().decode()
-    config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S)
+    config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.DOTALL)
     assert config, "Voilà's page config is not in the page"
     return json.loads(config.group(1))["kernelId"]
 
@@ -124,17 +126,19 @@ def _try_to_run_code(channels: KernelChannels, marker: Path) -> tuple[list[str],
 
     Returns the types of the messages answering the execute request and the second
     control.  The kernel handles shell requests in order, so once the second control
-    is answered, an executed request would have been answered too.
+    is answered, an executed request would have been answered too; the first control
+    shows the connection works, so silence is a refusal, not a broken client.
     """
     first = channels.send("kernel_info_request", {})
-    channels.collect(60, until=lambda _: "kernel_info_reply" in channels.replies_to(first))
+    channels.wait_for_reply(first, "kernel_info_reply")
     assert "kernel_info_reply" in channels.replies_to(first), "the kernel did not answer kernel_info_request"
 
     code = f"open({str(marker)!r}, 'w').write('x')"
     attack = channels.send("execute_request", {"code": code, "silent": False, "store_history": False,
                                                "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
     second = channels.send("kernel_info_request", {})
-    channels.collect(5)  # a few seconds, whatever arrives
+    channels.wait_for_reply(second, "kernel_info_reply")
+    channels.collect(3)  # and a few seconds more, for anything late
     return channels.replies_to(attack), channels.replies_to(second)
 
 
@@ -265,11 +269,6 @@ def test_after_the_kernel_dies_a_reload_gives_a_working_app(
     expect(page.locator(".mn-card").first).to_contain_text("espresso", timeout=60_000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Voilà 0.5.13 keeps showing 'Ready' when the kernel dies; needs the connection-lost "
-    "notice proposed for classifier/ui.py (remove this marker when it lands)",
-)
 def test_when_the_kernel_dies_the_page_asks_the_visitor_to_reload(
     voila_app: tuple[str, subprocess.Popen[bytes]], browser_page: Any
 ) -> None:
@@ -279,5 +278,5 @@ def test_when_the_kernel_dies_the_page_asks_the_visitor_to_reload(
     page = browser_page
     _kill_kernel(server, _open_app(page, url))
 
-    expect(page.get_by_role("alert")).to_have_text(CONNECTION_LOST, timeout=30_000)
+    expect(page.get_by_role("alert")).to_have_text(CONNECTION_LOST, timeout=15_000)
     expect(page.get_by_text(READY)).to_be_hidden()
