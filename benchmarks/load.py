@@ -53,6 +53,7 @@ READY_TIMEOUT_S: Final[float] = 150
 """Twenty kernels starting at once on two cores take about a minute."""
 DONE_TIMEOUT_S: Final[float] = 120
 ACTION_TIMEOUT_S: Final[float] = 30
+SETTLE_TIMEOUT_S: Final[float] = 60
 POLL_MS: Final[int] = 100
 """How often a page checks its status line: the resolution of the timings."""
 
@@ -269,15 +270,21 @@ def _proc_field(path: Path, field: str) -> float:
     raise ValueError(f"{field} not in {path}")
 
 
-def kernel_pids(server_pid: int) -> list[int]:
-    """Return the PIDs of the kernels Voilà started: its children running ipykernel.
+def _stat(pid: int) -> list[str]:
+    """Return the fields of ``/proc/<pid>/stat`` after the command name (field 3 onwards)."""
+    # The command name is in parentheses and may itself hold spaces or parentheses.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def kernel_pids(server_pid: int, ignore: frozenset[int] = frozenset()) -> list[int]:
+    """Return the PIDs of the kernels Voilà started (its children running ipykernel), bar ``ignore``.
 
     This kernel's ``/proc/<pid>/task/*/children`` is not available everywhere
     (it needs ``CONFIG_PROC_CHILDREN``), so ``/proc`` is scanned for the parent PID.
     """
     pids = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) in ignore:
             continue
         try:
             is_child = _proc_field(entry / "status", "PPid") == server_pid
@@ -288,10 +295,10 @@ def kernel_pids(server_pid: int) -> list[int]:
     return sorted(pids)
 
 
-def sample_memory(server_pid: int) -> Memory:
-    """Read the RSS of the server and the RSS and PSS of each of its kernels now."""
+def sample_memory(server_pid: int, ignore: frozenset[int]) -> Memory:
+    """Read the RSS of the server and the RSS and PSS of each of its kernels bar ``ignore`` now."""
     kernels = []
-    for pid in kernel_pids(server_pid):
+    for pid in kernel_pids(server_pid, ignore):
         try:
             rss = _proc_field(Path(f"/proc/{pid}/status"), "VmRSS") / 1024
             pss = _proc_field(Path(f"/proc/{pid}/smaps_rollup"), "Pss") / 1024
@@ -302,8 +309,8 @@ def sample_memory(server_pid: int) -> Memory:
     return Memory(server_rss, tuple(kernels))
 
 
-async def wait_for_kernels(server_pid: int, at_most: int, timeout_s: float) -> float | None:
-    """Wait until the server runs at most ``at_most`` kernels.
+async def wait_for_kernels(server_pid: int, at_most: int, ignore: frozenset[int], timeout_s: float) -> float | None:
+    """Wait until the server runs at most ``at_most`` kernels, not counting ``ignore``.
 
     Returns
     -------
@@ -312,10 +319,42 @@ async def wait_for_kernels(server_pid: int, at_most: int, timeout_s: float) -> f
     """
     start = time.perf_counter()
     while time.perf_counter() - start < timeout_s:
-        if len(kernel_pids(server_pid)) <= at_most:
+        if len(kernel_pids(server_pid, ignore)) <= at_most:
             return time.perf_counter() - start
         await asyncio.sleep(0.5)
     return None
+
+
+async def settle(server_pid: int) -> frozenset[int]:
+    """Wait until the fresh server's kernels have started and gone quiet; return the probe's kernels.
+
+    ``serve_voila`` checks that the server answers by fetching the page, which
+    takes the preheated kernel (and leaves it without a browser, for the culler),
+    so Voilà preheats another.  The probe's kernel is the older one; it is left
+    out of every count so that the numbers describe visitors only.
+
+    Returns
+    -------
+    frozenset of int
+        The PIDs of the probe's kernels (empty if the server never reached
+        ``POOL_SIZE + 1`` quiet kernels within :data:`SETTLE_TIMEOUT_S`).
+    """
+    deadline = time.perf_counter() + SETTLE_TIMEOUT_S
+    previous_ticks = -1
+    while time.perf_counter() < deadline:
+        try:
+            pids = kernel_pids(server_pid)
+            # utime + stime: unchanged over a second once the model is loaded.
+            ticks = sum(int(_stat(pid)[11]) + int(_stat(pid)[12]) for pid in pids)
+            if len(pids) == POOL_SIZE + 1 and ticks == previous_ticks:
+                by_start_time = sorted(pids, key=lambda pid: int(_stat(pid)[19]))
+                return frozenset(by_start_time[:-POOL_SIZE])
+        except OSError:  # a kernel ended while being read
+            ticks = -1
+        previous_ticks = ticks
+        await asyncio.sleep(1)
+    progress("the idle server did not settle; the numbers may include the probe's kernel")
+    return frozenset()
 
 
 # --- one load level -------------------------------------------------------------
@@ -414,26 +453,20 @@ async def run_load(browser: Browser, visitors: int, photos: int, cull_idle_timeo
         Per-visitor times, failures, and memory at the four moments.
     """
     files = photo_files(photos)
-    cull_wait = cull_wait_s(cull_idle_timeout_s)
     start = time.perf_counter()
     with serve_voila(*voila_args(cull_idle_timeout_s)) as (url, server):
-        # serve_voila's readiness probe GETs the page, which takes the preheated
-        # kernel and leaves it without a browser; Voilà then preheats another.
-        # Waiting for the culler to remove the orphan gives a clean baseline,
-        # and by then the new preheated kernel has long finished loading the model.
         progress(f"{visitors} visitor(s): waiting for the idle server to settle")
-        if await wait_for_kernels(server.pid, POOL_SIZE, cull_wait) is None:
-            progress("the probe's kernel was not culled; the baseline includes it")
-        idle = sample_memory(server.pid)
+        probe = await settle(server.pid)
+        idle = sample_memory(server.pid, probe)
         progress(f"{visitors} visitor(s): visiting")
         pages = await open_pages(browser, visitors)
         visits = await asyncio.gather(*(visit(page, url, files) for _context, page in pages))
-        peak = sample_memory(server.pid)
+        peak = sample_memory(server.pid, probe)
         await close_pages(pages)
-        after_close = sample_memory(server.pid)
+        after_close = sample_memory(server.pid, probe)
         progress(f"{visitors} visitor(s): waiting for the culler")
-        cull_s = await wait_for_kernels(server.pid, POOL_SIZE, cull_wait)
-        after_cull = sample_memory(server.pid)
+        cull_s = await wait_for_kernels(server.pid, POOL_SIZE, probe, cull_wait_s(cull_idle_timeout_s))
+        after_cull = sample_memory(server.pid, probe)
     return LoadRun(
         visitors, photos, tuple(visits), idle, peak, after_close, after_cull, cull_s,
         time.perf_counter() - start,
@@ -509,7 +542,10 @@ def write_report(
             "voila_args": list(voila_args(arguments.cull_idle_timeout)),
             "pool_size": POOL_SIZE,
             "photos": [path.name for path, _mime in PHOTOS],
-            "timeouts_s": {"ready": READY_TIMEOUT_S, "done": DONE_TIMEOUT_S, "cull_wait": cull_wait_s(arguments.cull_idle_timeout)},
+            "timeouts_s": {
+                "ready": READY_TIMEOUT_S, "done": DONE_TIMEOUT_S, "settle": SETTLE_TIMEOUT_S,
+                "cull_wait": cull_wait_s(arguments.cull_idle_timeout),
+            },
             "poll_ms": POLL_MS,
         },
         "runs": [run.to_json() for run in runs],

@@ -16,6 +16,7 @@ knows about models or widgets.  The rules, in the order they are applied:
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -31,7 +32,7 @@ __all__ = [
     "ImageSource",
     "SUPPORTED_FORMATS",
     "encode_jpeg",
-        "load_image",
+    "load_image",
     "resize_square",
     "to_rgb",
 ]
@@ -50,6 +51,7 @@ DEFAULT_MAX_BYTES: Final[int] = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS: Final[int] = 64_000_000
 """Largest accepted picture: 64 megapixels covers every phone and most cameras."""
 
+_LOG = logging.getLogger(__name__)
 _DEFAULT_SIZE: Final[int] = 480
 _BACKGROUND: Final[tuple[int, int, int]] = (255, 255, 255)
 _FORMAT_NAMES: Final[str] = "JPEG, PNG, GIF, WebP, BMP or TIFF"
@@ -115,13 +117,14 @@ def load_image(
     image.draft("RGB", (size, size))
     try:
         image.load()
-        upright = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError) as error:
+        upright = to_rgb(ImageOps.exif_transpose(image))
+    except Exception as error:  # decoders of damaged files raise many types, not only OSError
+        _LOG.info("could not decode an upload: %r", error)
         raise ImageError(
             "This image file is damaged or incomplete (perhaps the upload was cut "
             "short), so it cannot be read."
         ) from error
-    return _downscale(to_rgb(upright), size) if shrink else to_rgb(upright)
+    return _downscale(upright, size) if shrink else upright
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = _BACKGROUND) -> Image.Image:

@@ -368,3 +368,13 @@ def test_without_shrinking_a_big_jpeg_is_only_drafted() -> None:
     picture = load_image(big, size=224, shrink=False)
     assert picture.size == (500, 375)  # 1/8 scale: the smallest with both sides >= 224
     assert load_image(Image.new("RGB", (900, 600)), size=224, shrink=False).size == (900, 600)
+
+
+def test_any_decoder_failure_becomes_an_image_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fuzzed TIFF made Pillow's decoder raise TypeError; whatever a decoder raises, it is one file's problem.
+    def broken_decoder(self: Image.Image) -> None:
+        raise TypeError("'float' object cannot be interpreted as an integer")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", broken_decoder)
+    with pytest.raises(ImageError, match="damaged or incomplete"):
+        load_image(encode(Image.new("RGB", (8, 8)), "TIFF"))

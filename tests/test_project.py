@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import re
 from pathlib import Path
 
@@ -97,3 +99,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     runner = command.group(1).strip().splitlines()[-1].split("&&")[-1].strip()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert runner in ci_lines
+
+
+def test_binder_post_build_prepares_the_model_with_code_that_exists() -> None:
+    lines = (ROOT / "binder" / "postBuild").read_text().splitlines()
+    (command,) = [line for line in lines if line.startswith("python -c ")]
+    code = command.removeprefix("python -c ").strip().strip('"')
+    # The cache is warm in the test session, so this runs in well under a second.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith(".tflite")
