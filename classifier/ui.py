@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
 
@@ -26,8 +26,8 @@ from classifier.conversion import ModelUnavailableError, ProgressCallback
 from classifier.examples import EXAMPLES, Example
 from classifier.explain import overlay_heatmap
 from classifier.export import ClassifiedFile, results_csv
-from classifier.images import DEFAULT_MAX_BYTES, ImageError, encode_jpeg, load_image
-from classifier.model import Classifier, Explanation
+from classifier.images import DEFAULT_MAX_BYTES, ImageError, encode_jpeg, load_image, resize_square
+from classifier.model import INPUT_SIZE, Classifier, Explanation
 from classifier.plotting import figure_to_png, plot_predictions
 
 __all__ = ["MAX_UPLOAD_BYTES", "ClassifierApp", "build_app"]
@@ -42,6 +42,7 @@ UNSURE_BELOW: Final[float] = 0.30
 """Below this top probability a card says the model is unsure instead of naming a winner."""
 
 _MAX_NAME_CHARS: Final[int] = 60
+_SHOWN_SIZE: Final[int] = 480  # longest side of a card's photo: sharp at ~320 CSS pixels on phones
 _LOG = logging.getLogger(__name__)
 
 ClassifierLoader = Callable[[str, ProgressCallback], Classifier]
@@ -85,29 +86,51 @@ class _Upload:
 
 
 @dataclass(frozen=True)
-class _Classified:
-    """One readable photo, what a model said about it, and its pictures as shown."""
+class _Photo:
+    """A readable upload: its picture for the page and its input for the models.
+
+    The model input is decoded exactly as :meth:`Classifier.classify` decodes
+    bytes, so the app and the API give the same answers.
+    """
 
     name: str
-    picture: Image.Image
-    explanation: Explanation
-    model: str
+    shown: Image.Image
+    model_input: Image.Image
 
     @cached_property
-    def photo_jpeg(self) -> bytes:
-        return encode_jpeg(self.picture)
-
-    @cached_property
-    def heatmap_jpeg(self) -> bytes:
-        return encode_jpeg(overlay_heatmap(self.picture, self.explanation.heatmap))
+    def jpeg(self) -> bytes:
+        return encode_jpeg(self.shown)
 
 
 @dataclass(frozen=True, slots=True)
 class _Refused:
-    """One file that could not be read, and why."""
+    """A file that could not be read, and why."""
 
     name: str
     error: ImageError
+
+
+@dataclass(frozen=True)
+class _Classified:
+    """A photo, what a model said about it, and the images drawn from that."""
+
+    photo: _Photo
+    explanation: Explanation
+    model: str
+    _charts: dict[int, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.photo.name
+
+    @cached_property
+    def heatmap_jpeg(self) -> bytes:
+        return encode_jpeg(overlay_heatmap(self.photo.shown, self.explanation.heatmap))
+
+    def chart_png(self, top_k: int) -> bytes:
+        if top_k not in self._charts:
+            self._charts[top_k] = figure_to_png(plot_predictions(self.explanation.predictions[:top_k]))
+        return self._charts[top_k]
 
 
 def _load_classifier(model: str, on_progress: ProgressCallback) -> Classifier:
@@ -147,6 +170,9 @@ class ClassifierApp:
         A progress bar, shown while a batch or a one-time conversion runs.
     results
         Holds one card (a :class:`ipywidgets.VBox`) per file.
+    ready
+        A future that completes when the first model is loaded, with its
+        exception if that failed.
     """
 
     def __init__(
@@ -193,17 +219,18 @@ class ClassifierApp:
         ]).add_class("mn-app")
         self._load_classifier = load_classifier
         self._classifiers: dict[str, Classifier] = {}
-        self._photos: list[tuple[str, Image.Image | ImageError]] = []
+        self._photos: list[_Photo | _Refused] = []
         self._results: list[_Classified | _Refused] = []
-        self._model_ready: Future[None] = Future()
-        self.upload.observe(self._on_upload, names="value")
-        self.model.observe(self._on_model_change, names="value")
-        self.top_k.observe(lambda _change: self._run_safely(self._redraw_cards), names="value")
+        self.ready: Future[None] = Future()
+        self._loading = threading.Lock()  # one conversion at a time, whoever asks
         if classifier is not None:
             self._classifiers[classifier.model_name] = classifier
             self.model.value = classifier.model_name
-            self._model_ready.set_result(None)
-        else:
+            self.ready.set_result(None)
+        self.upload.observe(self._on_upload, names="value")
+        self.model.observe(self._on_model_change, names="value")
+        self.top_k.observe(lambda _change: self._run_safely(self._redraw_cards), names="value")
+        if classifier is None:
             self._set_busy(True)
             threading.Thread(target=self._load_first_model, name="load-model", daemon=True).start()
 
@@ -220,27 +247,30 @@ class ClassifierApp:
         try:
             self._classifier()
         except Exception as error:  # _classifier has shown the reason
-            self._model_ready.set_exception(error)
+            self.ready.set_exception(error)
             return
         self._show_status("Ready: upload photos or try an example.")
-        self._set_busy(False)
-        self._model_ready.set_result(None)
+        self._set_busy(False)  # a callback in the gap before the next line waits for it
+        self.ready.set_result(None)
 
     def _classifier(self) -> Classifier:
         """The classifier for the selected model, built (and converted) on first use."""
         name = self.model.value
-        if name not in self._classifiers:
-            try:
-                self._classifiers[name] = self._load_classifier(name, self._show_conversion_progress)
-            except ModelUnavailableError as error:
-                self._show_problem(str(error))
-                raise
-            except Exception:
-                _LOG.exception("loading %s failed", name)
-                self._show_problem(f"The {name} model could not be loaded. Please try again later.")
-                raise
-            finally:
-                self._hide_progress()
+        with self._loading:
+            return self._classifiers.get(name) or self._load(name)
+
+    def _load(self, name: str) -> Classifier:
+        try:
+            self._classifiers[name] = self._load_classifier(name, self._show_conversion_progress)
+        except ModelUnavailableError as error:
+            self._show_problem(str(error))
+            raise
+        except Exception:
+            _LOG.exception("loading %s failed", name)
+            self._show_problem(f"The {name} model could not be loaded. Please try again later.")
+            raise
+        finally:
+            self._hide_progress()
         return self._classifiers[name]
 
     def _show_conversion_progress(self, message: str, fraction: float) -> None:
@@ -254,17 +284,26 @@ class ClassifierApp:
         uploads = [_Upload(str(file["name"]), bytes(file["content"])) for file in files]
         # Clearing the value lets the same file be uploaded again and frees the bytes.
         self.upload.value = ()
+        total = sum(len(upload.content) for upload in uploads)
+        if total > MAX_UPLOAD_BYTES:
+            self._show_problem(
+                f"These files add up to {total / 2**20:.1f} MB; one upload can carry "
+                f"{MAX_UPLOAD_BYTES // 2**20} MB. Please upload fewer photos at a time."
+            )
+            return
         self._classify(uploads)
 
     def _on_model_change(self, change: dict[str, Any]) -> None:
-        if not self._model_ready.done():
-            return  # the first model is still loading, or was set at construction
         self._run_safely(lambda: self._reclassify(previous_model=change["old"]))
 
     def _classify(self, uploads: Sequence[_Upload]) -> None:
         self._run_safely(lambda: self._read_and_classify(uploads))
 
     def _run_safely(self, work: Callable[[], None]) -> None:
+        # Controls stay disabled until the first model is ready, so only a scripted
+        # client gets here early: it waits, and gives up if the model failed.
+        if self.ready.exception() is not None:
+            return
         self._set_busy(True)
         try:
             work()
@@ -278,11 +317,12 @@ class ClassifierApp:
     def _read_and_classify(self, uploads: Sequence[_Upload]) -> None:
         count = len(uploads)
         self._show_status(f"Working… reading {_photos(count)}.")
-        self._photos = []
+        photos = []
         for done, upload in enumerate(uploads, start=1):
-            self._photos.append((upload.name, _load_or_error(upload.content)))
+            photos.append(_read(upload))
             if count > 1:
                 self._show_progress(done / (count + 1))
+        self._photos = photos
         self._classify_photos()
 
     def _reclassify(self, previous_model: str) -> None:
@@ -301,14 +341,12 @@ class ClassifierApp:
 
     def _classify_photos(self) -> None:
         classifier = self._classifier()
-        pictures = [picture for _, picture in self._photos if isinstance(picture, Image.Image)]
-        self._show_status(f"Working… classifying {_photos(len(pictures))} with {classifier.model_name}.")
-        explained = iter(classifier.explain_batch(pictures, top_k=MAX_TOP_K))
+        readable = [photo for photo in self._photos if isinstance(photo, _Photo)]
+        self._show_status(f"Working… classifying {_photos(len(readable))} with {classifier.model_name}.")
+        explained = iter(classifier.explain_batch([photo.model_input for photo in readable], top_k=MAX_TOP_K))
         self._results = [
-            _Refused(name, picture)
-            if isinstance(picture, ImageError)
-            else _outcome(name, picture, next(explained), classifier.model_name)
-            for name, picture in self._photos
+            photo if isinstance(photo, _Refused) else _outcome(photo, next(explained), classifier.model_name)
+            for photo in self._photos
         ]
         self._show_results()
         refused = sum(isinstance(result, _Refused) for result in self._results)
@@ -401,19 +439,18 @@ def _close_tree(widget: widgets.Widget) -> None:
     widget.close()
 
 
-def _outcome(
-    name: str, picture: Image.Image, explained: Explanation | ImageError, model: str
-) -> _Classified | _Refused:
+def _outcome(photo: _Photo, explained: Explanation | ImageError, model: str) -> _Classified | _Refused:
     if isinstance(explained, ImageError):
-        return _Refused(name, explained)
-    return _Classified(name, picture, explained, model)
+        return _Refused(photo.name, explained)
+    return _Classified(photo, explained, model)
 
 
-def _load_or_error(content: bytes) -> Image.Image | ImageError:
+def _read(upload: _Upload) -> _Photo | _Refused:
     try:
-        return load_image(content)
+        decoded = load_image(upload.content, size=INPUT_SIZE, shrink=False)
     except ImageError as error:
-        return error
+        return _Refused(upload.name, error)
+    return _Photo(upload.name, load_image(decoded, size=_SHOWN_SIZE), resize_square(decoded, INPUT_SIZE))
 
 
 def _result_card(result: _Classified, top_k: int, *, heatmap: bool) -> str:
@@ -430,14 +467,13 @@ def _result_card(result: _Classified, top_k: int, *, heatmap: bool) -> str:
         photo = _data_uri("image/jpeg", result.heatmap_jpeg)
         alt = f"{result.name}, coloured where the model saw {best.label}"
     else:
-        photo = _data_uri("image/jpeg", result.photo_jpeg)
+        photo = _data_uri("image/jpeg", result.photo.jpeg)
         alt = result.name
     items = "".join(
         f"<li><span class='mn-label'>{html.escape(p.label)}</span>: "
         f"<span class='mn-probability'>{p.probability:.1%}</span></li>"
         for p in predictions
     )
-    chart = figure_to_png(plot_predictions(predictions))
     return (
         f"<div class='mn-card-body' role='group' aria-label='Results for {_attribute(result.name)}'>"
         f"{_name_line(result.name)}"
@@ -446,7 +482,7 @@ def _result_card(result: _Classified, top_k: int, *, heatmap: bool) -> str:
         f"<p class='mn-model'>Answered by {html.escape(result.model)}</p>"
         f"<ol class='mn-predictions'>{items}</ol>"
         f"<img class='mn-chart' alt='Bar chart of the predictions listed above' "
-        f"src='{_data_uri('image/png', chart)}'>"
+        f"src='{_data_uri('image/png', result.chart_png(top_k))}'>"
         "</div>"
     )
 

@@ -110,9 +110,7 @@ def test_unexpected_failure_shows_a_plain_message_and_the_app_recovers(
 
 
 def _wait_for_model(app: ClassifierApp) -> None:
-    deadline = time.monotonic() + 120
-    while not app._model_ready.done() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    app.ready.exception(timeout=120)  # raises TimeoutError if loading hangs
 
 
 def test_app_loads_the_model_in_the_background_and_then_accepts_uploads(photos: dict[str, Path]) -> None:
@@ -281,3 +279,11 @@ def test_download_link_holds_the_current_results_as_csv(app: ClassifierApp, phot
     assert [row[:3] for row in rows[1:]][:1] == [["hopper.jpg", "1", "military uniform"]]
     assert [row[0] for row in rows[1:]] == ["hopper.jpg", "hopper.jpg", "cup.png", "cup.png"]
     assert {row[4] for row in rows[1:]} == {"MobileNetV2"}
+
+
+def test_an_upload_over_the_stated_total_is_refused_plainly(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    upload_files(app, ("cam.png", photos["camera"].read_bytes()))
+    big = bytes(ui.MAX_UPLOAD_BYTES // 2 + 1)
+    upload_files(app, ("one.jpg", big), ("two.jpg", big))
+    assert "These files add up to 50.0 MB; one upload can carry 50 MB." in app.status.value
+    assert "tripod" in card_html(app)[0] and app.upload.value == ()
