@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Literal
@@ -165,6 +166,7 @@ def build_converted_model(
     # The network is written last: its presence means both files are complete.
     _write_atomically(target.head, head.getvalue())
     _write_atomically(target.network, converted)
+    _remove_stale_files(target)
     report("The model is ready.", 1.0)
     return target
 
@@ -230,9 +232,29 @@ def _cache_files(spec: Architecture, weights: Weights) -> ConvertedModel:
     if weights is None:
         digest = "untrained"
     else:
-        digest = hashlib.sha256((folder / spec.weights_file).read_bytes()).hexdigest()[:16]
+        status = (folder / spec.weights_file).stat()
+        digest = _digest(folder / spec.weights_file, status.st_size, status.st_mtime_ns)
     stem = f"{spec.name}.tf-{_tensorflow_version()}.w-{digest}.v{_CONVERSION_VERSION}"
     return ConvertedModel(folder / f"{stem}.tflite", folder / f"{stem}.head.npz")
+
+
+@lru_cache(maxsize=16)
+def _digest(path: Path, size: int, modified_ns: int) -> str:
+    """Hash of a weights file, read once per process while its size and time stay the same."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _remove_stale_files(current: ConvertedModel) -> None:
+    """Delete this architecture's files from older TensorFlow, weights or conversion versions.
+
+    A concurrent writer of the same files uses temporary names that start with
+    the same stem, so it is never disturbed.
+    """
+    stem = current.network.name.removesuffix(".tflite")
+    architecture_prefix = stem.split(".tf-")[0] + ".tf-"
+    for path in current.network.parent.glob(architecture_prefix + "*"):
+        if not path.name.startswith(stem):
+            path.unlink(missing_ok=True)
 
 
 def _tensorflow_version() -> str:

@@ -32,6 +32,10 @@ class Head:
     biases: tuple[np.ndarray, ...]
     activations: tuple[str, ...]
 
+    def logits(self, pooled: np.ndarray) -> np.ndarray:
+        """The class scores before softmax for globally pooled features."""
+        return _run_head(self, pooled)[0]
+
 
 def load_head(path: Path) -> Head:
     """Read a head saved by :func:`classifier.conversion.build_converted_model`."""
@@ -104,14 +108,19 @@ def _palette() -> list[int]:
     return np.uint8(np.round(table * 255)).ravel().tolist()
 
 
-def _logit_gradient(head: Head, pooled: np.ndarray, class_index: int) -> np.ndarray:
-    inputs = pooled
+def _run_head(head: Head, pooled: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The head's outputs, and the input of every activation (for the backward pass)."""
+    outputs = pooled
     pre_activations = []
     for kernel, bias, activation in zip(head.kernels, head.biases, head.activations):
-        pre_activation = inputs @ kernel + bias
-        pre_activations.append(pre_activation)
-        inputs = _ACTIVATIONS[activation][0](pre_activation)
-    gradient = np.zeros_like(inputs)
+        pre_activations.append(outputs @ kernel + bias)
+        outputs = _ACTIVATIONS[activation][0](pre_activations[-1])
+    return outputs, pre_activations
+
+
+def _logit_gradient(head: Head, pooled: np.ndarray, class_index: int) -> np.ndarray:
+    logits, pre_activations = _run_head(head, pooled)
+    gradient = np.zeros_like(logits)
     gradient[class_index] = 1.0
     for kernel, activation, pre_activation in reversed(
         list(zip(head.kernels, head.activations, pre_activations))

@@ -9,6 +9,7 @@ warm.  The same pass yields the last feature maps, from which
 from __future__ import annotations
 
 import threading
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from classifier.conversion import (
     build_converted_model,
     converted_model,
 )
-from classifier.explain import class_activation_map, load_head
+from classifier.explain import Head, class_activation_map, load_head
 from classifier.images import ImageError, ImageSource, load_image, resize_square
 from classifier.labels import NUM_CLASSES, imagenet_labels
 
@@ -128,8 +129,7 @@ class Classifier:
             raise ValueError(f"num_threads must be at least 1, got {num_threads!r}")
         self.architecture: Architecture = architecture(model)
         self._labels = imagenet_labels()
-        self._interpreter, files = _load_interpreter(self.architecture.name, weights, num_threads, on_progress)
-        self._head = load_head(files.head)
+        self._interpreter, self._head = _load(self.architecture.name, weights, num_threads, on_progress)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._probabilities, self._features = _pick_outputs(self._interpreter)
         self._batch_size = 1
@@ -287,18 +287,21 @@ def _check_top_k(top_k: int) -> None:
         raise ValueError(f"top_k must be between 1 and {NUM_CLASSES}, got {top_k!r}")
 
 
-def _load_interpreter(
+def _load(
     model: str, weights: Weights, num_threads: int, on_progress: ProgressCallback | None
-) -> tuple[Interpreter, ConvertedModel]:
+) -> tuple[Interpreter, Head]:
     files = converted_model(model, weights=weights, on_progress=on_progress)
     try:
-        interpreter = Interpreter(model_path=str(files.network), num_threads=num_threads)
-    except ValueError:
-        # A torn or corrupt cache file: rebuild it once rather than fail.
-        files = build_converted_model(model, weights=weights, on_progress=on_progress)
-        interpreter = Interpreter(model_path=str(files.network), num_threads=num_threads)
+        return _open(files, num_threads)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile):
+        # A torn or corrupt cache file: rebuild once rather than fail.
+        return _open(build_converted_model(model, weights=weights, on_progress=on_progress), num_threads)
+
+
+def _open(files: ConvertedModel, num_threads: int) -> tuple[Interpreter, Head]:
+    interpreter = Interpreter(model_path=str(files.network), num_threads=num_threads)
     interpreter.allocate_tensors()
-    return interpreter, files
+    return interpreter, load_head(files.head)
 
 
 def _pick_outputs(interpreter: Interpreter) -> tuple[int, int]:

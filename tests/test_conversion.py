@@ -54,12 +54,16 @@ def fresh_keras_home(tmp_path: Path) -> Path:
 def test_cold_cache_converts_once_then_runs_without_tensorflow(
     fresh_keras_home: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    stale = fresh_keras_home / "models" / "MobileNetV2.tf-1.0.w-0123456789abcdef.v1.tflite"
+    other_model = fresh_keras_home / "models" / "MobileNet.tf-1.0.w-0123456789abcdef.v1.tflite"
+    for leftover in (stale, stale.with_suffix(".head.npz"), other_model):
+        leftover.write_bytes(b"from an older TensorFlow")
     cold = _run(fresh_keras_home, photos["grace_hopper"])
     assert cold.returncode == 0, cold.stderr[-2000:]
     assert cold.stdout.splitlines() == ["military uniform", "tensorflow imported: True"]
     expected = _cached_files(fresh_keras_home, monkeypatch)
-    assert list((fresh_keras_home / "models").glob("*.tflite")) == [expected.network]
-    assert expected.head.is_file()
+    assert sorted((fresh_keras_home / "models").glob("MobileNetV2.*")) == [expected.head, expected.network]
+    assert other_model.is_file()  # another architecture's files are not this conversion's to remove
     assert not list((fresh_keras_home / "models").glob("*.tmp"))
 
     warm = _run(fresh_keras_home, photos["grace_hopper"])
@@ -67,17 +71,19 @@ def test_cold_cache_converts_once_then_runs_without_tensorflow(
     assert warm.stdout.splitlines() == ["military uniform", "tensorflow imported: False"]
 
 
-def test_corrupt_cached_model_is_rebuilt(
-    fresh_keras_home: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("damaged", ["network", "head"])
+def test_corrupt_cached_files_are_rebuilt(
+    fresh_keras_home: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch, damaged: str
 ) -> None:
     session_files = converted_model()  # same weights as the fresh cache, so the same names
     cached = _cached_files(fresh_keras_home, monkeypatch)
     shutil.copy(session_files.head, cached.head)
-    cached.network.write_bytes(b"half a flatbuffer")
+    shutil.copy(session_files.network, cached.network)
+    getattr(cached, damaged).write_bytes(b"half a file")
     result = _run(fresh_keras_home, photos["coffee"])
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[0] == "espresso"
-    assert cached.network.stat().st_size > 1_000_000
+    assert cached.network.stat().st_size > 1_000_000 and cached.head.stat().st_size > 100_000
 
 
 def test_missing_weights_without_network_say_where_the_file_goes(tmp_path: Path, photos: dict[str, Path]) -> None:
