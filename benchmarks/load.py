@@ -78,8 +78,14 @@ _STATUS_SCRIPT: Final[str] = """wanted => {
     const text = status.textContent.trim();
     return text.startsWith(wanted) || status.querySelector('.mn-problem') ? text : null;
 }"""
-# null when the widgets never rendered (Voilà then shows their plain-text fallback).
-_LAST_STATUS_SCRIPT: Final[str] = "() => document.querySelector('.mn-status')?.textContent.trim() ?? null"
+# What a visitor sees when the status line never reached the wanted text.
+_DIAGNOSIS_SCRIPT: Final[str] = """() => {
+    const status = document.querySelector('.mn-status');
+    if (status) return `the status line read ${JSON.stringify(status.textContent.trim())}`;
+    const fallback = [...document.querySelectorAll('.jp-RenderedText')].some(e => e.textContent.includes('VBox('));
+    return fallback ? 'the widgets never rendered (Voilà showed their plain-text fallback)'
+                    : 'the app\'s output is missing from the page';
+}"""
 
 
 def voila_args(cull_idle_timeout_s: int) -> tuple[str, ...]:
@@ -142,8 +148,8 @@ async def wait_for_status(page: Page, wanted: str, timeout_s: float) -> None:
             _STATUS_SCRIPT, arg=wanted, polling=POLL_MS, timeout=max(timeout_s, 1) * 1e3
         )
     except PlaywrightTimeoutError:
-        shown = await page.evaluate(_LAST_STATUS_SCRIPT)
-        raise RuntimeError(f"no {wanted!r} within {timeout_s:.0f} s; the status line read {shown!r}") from None
+        seen = await page.evaluate(_DIAGNOSIS_SCRIPT)
+        raise RuntimeError(f"no {wanted!r} within {timeout_s:.0f} s: {seen}") from None
     text = await handle.json_value()
     if text != wanted:
         raise RuntimeError(f"the page said {text!r}")
@@ -325,13 +331,20 @@ async def wait_for_kernels(server_pid: int, at_most: int, ignore: frozenset[int]
     return None
 
 
+def _is_preheated(pid: int) -> bool:
+    # Voilà tells a kernel whether it was started for the pool in its environment.
+    return b"VOILA_PREHEAT=True" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+
+
 async def settle(server_pid: int) -> frozenset[int]:
     """Wait until the fresh server's kernels have started and gone quiet; return the probe's kernels.
 
     ``serve_voila`` checks that the server answers by fetching the page, which
-    takes the preheated kernel (and leaves it without a browser, for the culler),
-    so Voilà preheats another.  The probe's kernel is the older one; it is left
-    out of every count so that the numbers describe visitors only.
+    starts a kernel no browser will ever connect to (left to the culler): the
+    preheated one if it was ready, and Voilà preheats another, or else a kernel
+    of its own.  Either way the kernel waiting for the next visitor is the
+    newest one Voilà started as preheated; the other is left out of every
+    count so that the numbers describe visitors only.
 
     Returns
     -------
@@ -347,8 +360,8 @@ async def settle(server_pid: int) -> frozenset[int]:
             # utime + stime: unchanged over a second once the model is loaded.
             ticks = sum(int(_stat(pid)[11]) + int(_stat(pid)[12]) for pid in pids)
             if len(pids) == POOL_SIZE + 1 and ticks == previous_ticks:
-                by_start_time = sorted(pids, key=lambda pid: int(_stat(pid)[19]))
-                return frozenset(by_start_time[:-POOL_SIZE])
+                preheated = sorted(filter(_is_preheated, pids), key=lambda pid: int(_stat(pid)[19]))
+                return frozenset(pids) - frozenset(preheated[-POOL_SIZE:])
         except OSError:  # a kernel ended while being read
             ticks = -1
         previous_ticks = ticks

@@ -174,8 +174,11 @@ def build_converted_model(
 def _build_keras_model(keras: ModuleType, spec: Architecture, weights: Weights) -> Any:
     weights_path = keras_home() / "models" / spec.weights_file
     had_weights = weights_path.is_file()
+    # Keras reads KERAS_HOME once, at import: name the file it would find, when it is there,
+    # so a process whose KERAS_HOME changed still converts the weights it hashed.
+    source = str(weights_path) if weights == "imagenet" and had_weights else weights
     try:
-        return getattr(keras.applications, spec.name)(weights=weights, **spec.keras_options)
+        return getattr(keras.applications, spec.name)(weights=source, **spec.keras_options)
     except Exception as error:  # Keras raises bare Exception for failed downloads
         if had_weights:
             raise ModelUnavailableError(

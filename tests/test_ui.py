@@ -7,7 +7,6 @@ import csv
 import io
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
