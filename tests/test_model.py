@@ -36,7 +36,7 @@ def test_the_cat_is_seen_as_a_cat(classifier: Classifier, photos: dict[str, Path
 def test_grace_hopper_matches_the_published_model(classifier: Classifier, photos: dict[str, Path]) -> None:
     best = classifier.classify(photos["grace_hopper"])[0]
     assert best == Prediction("military uniform", best.probability, 652)
-    assert 0.45 < best.probability < 0.8  # the shared weights give about 0.6
+    assert 0.55 < best.probability < 0.8  # the published model gives about 0.65; these weights 0.675
 
 
 def test_bytes_path_and_image_sources_agree(classifier: Classifier, photos: dict[str, Path]) -> None:
