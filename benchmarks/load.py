@@ -8,9 +8,8 @@ Run from the repository root::
 
 For each number of visitors a fresh Voilà serves the app on loopback, with
 kernels culled after 20 s idle (``--cull-idle-timeout``) so culling shows
-within the run.  Every visitor
-opens the page in their own browser context, waits for "Ready", uploads real
-photos and waits for "Done".  The run records, per visitor, the time from
+within the run.  Every visitor opens the page in their own browser context,
+waits for "Ready", uploads real photos and waits for "Done".  The run records, per visitor, the time from
 navigation to "Ready" and from the upload click to "Done", and samples the
 memory of the Voilà server and of its kernels (its child processes): before
 the visitors come, when all are done, right after they close their pages, and
@@ -23,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -54,6 +52,8 @@ READY_TIMEOUT_S: Final[float] = 150
 DONE_TIMEOUT_S: Final[float] = 120
 ACTION_TIMEOUT_S: Final[float] = 30
 SETTLE_TIMEOUT_S: Final[float] = 60
+LOOPBACK_ONLY: Final[str] = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+"""Chromium flag: every host name fails at once, so the page's icon font CDN is never contacted."""
 POLL_MS: Final[int] = 100
 """How often a page checks its status line: the resolution of the timings."""
 
@@ -84,7 +84,7 @@ _DIAGNOSIS_SCRIPT: Final[str] = """() => {
     if (status) return `the status line read ${JSON.stringify(status.textContent.trim())}`;
     const fallback = [...document.querySelectorAll('.jp-RenderedText')].some(e => e.textContent.includes('VBox('));
     return fallback ? 'the widgets never rendered (Voilà showed their plain-text fallback)'
-                    : 'the app\'s output is missing from the page';
+                    : "the app's output is missing from the page";
 }"""
 
 
@@ -176,7 +176,7 @@ async def visit(page: Page, url: str, files: list[FilePayload]) -> Visit:
 
     def note_missing_kernel(response: Response) -> None:
         if response.status == 404 and "/api/kernels/" in response.url:
-            missing_kernels.append(response.url)
+            missing_kernels.append(response.url.split("?")[0])
 
     page.on("response", note_missing_kernel)
     ready_s: float | None = None
@@ -375,7 +375,22 @@ async def settle(server_pid: int) -> frozenset[int]:
 
 @dataclass(frozen=True, slots=True)
 class LoadRun:
-    """Everything measured with ``visitors`` visitors at once."""
+    """Everything measured with ``visitors`` visitors at once.
+
+    Attributes
+    ----------
+    visitors, photos
+        Visitors arriving together, and photos each of them uploads.
+    visits
+        What each visitor saw, in the order they were sent.
+    idle, peak, after_close, after_cull
+        Memory before the visitors came, when all were done, right after they
+        closed their pages, and once the culler was done (or gave up).
+    cull_s
+        From the pages closing to the visitors' kernels being gone; ``None`` if they were not.
+    wall_s
+        The whole level, server start to stop.
+    """
 
     visitors: int
     photos: int
@@ -385,7 +400,6 @@ class LoadRun:
     after_close: Memory
     after_cull: Memory
     cull_s: float | None
-    """From the pages closing to the kernels being culled; ``None`` if they were not."""
     wall_s: float
 
     def times(self, kind: Literal["ready_s", "done_s"]) -> list[float]:
@@ -489,7 +503,7 @@ async def run_load(browser: Browser, visitors: int, photos: int, cull_idle_timeo
 async def run_all(levels: Sequence[int], photos: int, cull_idle_timeout_s: int) -> tuple[list[LoadRun], str]:
     """Run every load level in turn with one Chromium; return the runs and its version."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, LOOPBACK_ONLY])
         try:
             runs = [await run_load(browser, visitors, photos, cull_idle_timeout_s) for visitors in levels]
             return runs, browser.version
@@ -529,9 +543,9 @@ def format_table(runs: Sequence[LoadRun]) -> str:
             "not culled" if run.cull_s is None else f"{run.cull_s:.0f} s",
         ))
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-    aligned = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines]
+    aligned = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
     aligned.insert(1, "-" * len(aligned[0]))
-    errors = [error for run in runs for error in run.errors]
+    errors = [f"{run.visitors} at once, {error}" for run in runs for error in run.errors]
     return "\n".join(aligned + (["", "Failures:", *errors] if errors else []))
 
 

@@ -66,7 +66,8 @@ def serve_voila(
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_until_serving(url, server, timeout)
+        # A static file: asking for the page itself would start a kernel no one uses.
+        _wait_until_serving(url + "voila/static/favicon.ico", server, timeout)
         yield url, server
     finally:
         server.terminate()

@@ -69,7 +69,7 @@ async def _visit(browser: Browser, url: str, visitor: int, photos: dict[str, Pat
     await (await chooser.value).set_files(files)
     await expect(page.get_by_text(DONE_TEXT)).to_be_visible(timeout=DONE_TIMEOUT_MS)
     cards = page.locator(".mn-card")
-    for card, label in zip([cards.nth(0), cards.nth(1)], labels):
+    for card, label in zip([cards.nth(0), cards.nth(1)], labels, strict=True):
         await expect(card.locator(".mn-predictions li").first).to_contain_text(label)
     return page
 
