@@ -130,9 +130,10 @@ def load_image(
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = _BACKGROUND) -> Image.Image:
     """Convert any Pillow mode to 8-bit ``RGB``.
 
-    Transparent pixels are composited over ``background``; 16- and 32-bit
-    grayscale is scaled to 8 bits rather than clipped; palette, 1-bit, CMYK and
-    other colour spaces go through Pillow's own conversions.
+    Transparent pixels are composited over ``background``; 16-bit grayscale
+    (also when Pillow holds it in 32-bit mode ``I``) is scaled to 8 bits rather
+    than clipped, and float images are stretched to their range; palette, 1-bit,
+    CMYK and other colour spaces go through Pillow's own conversions.
 
     Parameters
     ----------

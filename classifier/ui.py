@@ -502,7 +502,8 @@ def _download_link(results: Sequence[_Classified | _Refused], top_k: int) -> str
     ]
     if not classified:
         return ""
-    csv_uri = _data_uri("text/csv;charset=utf-8", results_csv(classified).encode("utf-8"))
+    # The byte-order mark makes spreadsheet programs read non-ASCII file names correctly.
+    csv_uri = _data_uri("text/csv;charset=utf-8", results_csv(classified).encode("utf-8-sig"))
     return f"<a class='mn-download' download='photo-predictions.csv' href='{csv_uri}'>Download results (CSV)</a>"
 
 

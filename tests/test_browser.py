@@ -143,7 +143,7 @@ def test_visitor_explores_heatmap_csv_and_another_model(page: Page, tmp_path: Pa
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download results (CSV)").click()
-    rows = download.value.path().read_text(encoding="utf-8").splitlines()
+    rows = download.value.path().read_text(encoding="utf-8-sig").splitlines()
     assert rows[0] == "file name,rank,label,probability,model"
     assert rows[1].startswith("grace_hopper.jpg,1,military uniform,") and rows[1].endswith(",MobileNetV2")
     assert len(rows) == 1 + 5

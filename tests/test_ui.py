@@ -273,7 +273,9 @@ def test_download_link_holds_the_current_results_as_csv(app: ClassifierApp, phot
     upload_files(app, *_two_photos(photos), ("=cmd.png", b"not a photo"))
     app.top_k.value = 2
     link = re.search(r"download='photo-predictions.csv' href='data:text/csv;charset=utf-8;base64,([^']+)'", app.download.value)
-    rows = list(csv.reader(io.StringIO(base64.b64decode(link.group(1)).decode("utf-8"))))
+    data = base64.b64decode(link.group(1))
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark, for spreadsheets
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0] == ["file name", "rank", "label", "probability", "model"]
     assert [row[:3] for row in rows[1:]][:1] == [["hopper.jpg", "1", "military uniform"]]
     assert [row[0] for row in rows[1:]] == ["hopper.jpg", "hopper.jpg", "cup.png", "cup.png"]
