@@ -5,6 +5,7 @@ Shared by the browser tests, the concurrent-visitor test and the load benchmark.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "ROOT", "serve_voila"]
+import pytest
+
+__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "ROOT", "require_chromium", "serve_voila"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -24,6 +27,18 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 """Debian's Chromium, without the background connections this closed network refuses."""
+
+
+def require_chromium() -> None:
+    """Fail in CI without Chromium; elsewhere skip the calling tests, loudly."""
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs Chromium for the browser tests, but {CHROMIUM} is missing")
+    pytest.skip(
+        "BROWSER TESTS SKIPPED: Chromium is not installed (apt-get install -y chromium)",
+        allow_module_level=True,
+    )
 
 
 def _free_port() -> int:

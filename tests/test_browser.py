@@ -16,17 +16,11 @@ import pytest
 
 from classifier.architectures import architecture
 from classifier.conversion import WEIGHTS_FILE, converted_model, keras_home
-from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, ROOT, serve_voila
+from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, ROOT, require_chromium, serve_voila
 
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI needs Chromium for the browser tests, but {CHROMIUM} is missing")
-    pytest.skip(
-        "BROWSER TESTS SKIPPED: Chromium is not installed (apt-get install -y chromium)",
-        allow_module_level=True,
-    )
+require_chromium()
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 

@@ -9,21 +9,14 @@ without it on a developer's machine, a failure in CI.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, serve_voila
+from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, require_chromium, serve_voila
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI needs Chromium for the browser tests, but {CHROMIUM} is missing")
-    pytest.skip(
-        "BROWSER TESTS SKIPPED: Chromium is not installed (apt-get install -y chromium)",
-        allow_module_level=True,
-    )
+require_chromium()
 
 from playwright.async_api import Browser, FilePayload, Page, async_playwright, expect  # noqa: E402
 

@@ -34,7 +34,7 @@ from jupyter_server.services.kernels.connection.base import (
     serialize_msg_to_ws_v1,
 )
 
-from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, serve_voila
+from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, require_chromium, serve_voila
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 READY = "Ready: upload photos or try an example."
@@ -201,10 +201,7 @@ def test_control_the_same_execute_request_runs_where_nothing_refuses_it(tmp_path
 
 @pytest.fixture
 def browser_page() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs Chromium for the browser tests, but {CHROMIUM} is missing")
-        pytest.skip("BROWSER TEST SKIPPED: Chromium is not installed (apt-get install -y chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
