@@ -44,9 +44,8 @@ from PIL import Image, ImageOps
 
 from classifier import Classifier, Prediction, figure_to_png, plot_predictions
 from classifier.conversion import converted_model
-from classifier.images import load_image
 from classifier.labels import imagenet_labels
-from classifier.model import INPUT_SIZE, preprocess
+from classifier.model import INPUT_SIZE, decode_for_model, preprocess
 
 REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 SHARED_WEIGHTS: Final[Path] = REPO_ROOT.parent / "shared" / "keras-cache" / "models"
@@ -366,8 +365,8 @@ def measure_photo(classifier: Classifier, photo: bytes, repeats: Repeats) -> lis
 
 def measure_splits(photo: bytes, repeats: Repeats) -> list[Row]:
     """Time the steps of ``classify`` before the model: decoding and preprocessing (2a, 2b)."""
-    picture = load_image(photo, size=INPUT_SIZE, shrink=False)
-    decode_ms = repeated(lambda: load_image(photo, size=INPUT_SIZE, shrink=False), repeats.splits)
+    picture = decode_for_model(photo)
+    decode_ms = repeated(lambda: decode_for_model(photo), repeats.splits)
     preprocess_ms = repeated(lambda: preprocess(picture), repeats.splits)
     return [
         Row("project_load_image_ms", "  2a load_image (decode)", "ms", decode_ms),
@@ -378,7 +377,7 @@ def measure_splits(photo: bytes, repeats: Repeats) -> list[Row]:
 def measure_forward(classifier: Classifier, photo: bytes, repeats: Repeats) -> list[Row]:
     """Time the forward pass inside ``classify`` against a bare LiteRT ``invoke`` (3)."""
     bare = bare_litert()
-    batch = preprocess(load_image(photo))[np.newaxis]
+    batch = preprocess(decode_for_model(photo))[np.newaxis]
     if not np.allclose(classifier._forward(batch)[0], bare(batch), atol=1e-5):
         raise RuntimeError("The bare interpreter computes something else than Classifier; comparison void.")
     project_ms, bare_ms = interleaved(

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["ARCHITECTURES", "DEFAULT_ARCHITECTURE", "Architecture", "architecture"]
+__all__ = ["ARCHITECTURES", "DEFAULT_ARCHITECTURE", "INPUT_SIZE", "Architecture", "architecture"]
+
+INPUT_SIZE: Final[int] = 224
+"""Side of the square input of every supported MobileNet, in pixels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class Architecture:
 
     name: str
     weights_file: str
-    input_size: int = 224
+    input_size: int = INPUT_SIZE
     input_scale: float = 1 / 127.5
     input_offset: float = -1.0
     keras_options: dict[str, Any] = field(default_factory=dict)

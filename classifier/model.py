@@ -20,7 +20,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
-from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, Architecture, architecture
+from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, INPUT_SIZE, Architecture, architecture
 from classifier.conversion import (
     ConvertedModel,
     ModelUnavailableError,
@@ -33,9 +33,8 @@ from classifier.explain import Head, class_activation_map, load_head
 from classifier.images import ImageError, ImageSource, load_image, resize_square
 from classifier.labels import NUM_CLASSES, imagenet_labels
 
-__all__ = ["BatchResult", "Classifier", "Explanation", "INPUT_SIZE", "Prediction", "preprocess"]
+__all__ = ["BatchResult", "Classifier", "Explanation", "INPUT_SIZE", "Prediction", "decode_for_model", "preprocess"]
 
-INPUT_SIZE: Final[int] = 224
 _MAX_BATCH: Final[int] = 8
 
 
@@ -221,7 +220,7 @@ class Classifier:
         ]
 
     def _forward_one(self, source: ImageSource) -> _Outputs:
-        probabilities, features = self._forward(preprocess(_decode_for_model(source), self.architecture)[np.newaxis])
+        probabilities, features = self._forward(preprocess(decode_for_model(source), self.architecture)[np.newaxis])
         return probabilities[0], features[0]
 
     def _forward_many(
@@ -241,7 +240,7 @@ class Classifier:
 
     def _preprocess_or_error(self, source: ImageSource) -> np.ndarray | ImageError:
         try:
-            return preprocess(_decode_for_model(source), self.architecture)
+            return preprocess(decode_for_model(source), self.architecture)
         except ImageError as error:
             return error
 
@@ -277,8 +276,13 @@ def preprocess(picture: Image.Image, spec: Architecture = ARCHITECTURES[DEFAULT_
     return np.asarray(square, dtype=np.float32) * np.float32(spec.input_scale) + np.float32(spec.input_offset)
 
 
-def _decode_for_model(source: ImageSource) -> Image.Image:
-    # Big JPEGs decode at 1/2 to 1/8 scale (cheap); the one resize happens in preprocess.
+def decode_for_model(source: ImageSource) -> Image.Image:
+    """Decode ``source`` as every classification does: upright RGB, big JPEGs drafted.
+
+    A JPEG is decoded at 1/2 to 1/8 scale when both sides stay at least
+    :data:`INPUT_SIZE`; nothing is resampled here, the one resize happens in
+    :func:`preprocess`.
+    """
     return load_image(source, size=INPUT_SIZE, shrink=False)
 
 

@@ -27,7 +27,7 @@ from classifier.examples import EXAMPLES, Example
 from classifier.explain import overlay_heatmap
 from classifier.export import ClassifiedFile, results_csv
 from classifier.images import DEFAULT_MAX_BYTES, ImageError, encode_jpeg, load_image, resize_square
-from classifier.model import INPUT_SIZE, Classifier, Explanation
+from classifier.model import INPUT_SIZE, Classifier, Explanation, decode_for_model
 from classifier.plotting import figure_to_png, plot_predictions
 
 __all__ = ["MAX_UPLOAD_BYTES", "ClassifierApp", "build_app"]
@@ -316,7 +316,7 @@ class ClassifierApp:
 
     def _read_and_classify(self, uploads: Sequence[_Upload]) -> None:
         count = len(uploads)
-        self._show_status(f"Working… reading {_photos(count)}.")
+        self._show_status(f"Working… reading {_photo_count(count)}.")
         photos = []
         for done, upload in enumerate(uploads, start=1):
             photos.append(_read(upload))
@@ -342,7 +342,7 @@ class ClassifierApp:
     def _classify_photos(self) -> None:
         classifier = self._classifier()
         readable = [photo for photo in self._photos if isinstance(photo, _Photo)]
-        self._show_status(f"Working… classifying {_photos(len(readable))} with {classifier.model_name}.")
+        self._show_status(f"Working… classifying {_photo_count(len(readable))} with {classifier.model_name}.")
         explained = iter(classifier.explain_batch([photo.model_input for photo in readable], top_k=MAX_TOP_K))
         self._results = [
             photo if isinstance(photo, _Refused) else _outcome(photo, next(explained), classifier.model_name)
@@ -350,7 +350,7 @@ class ClassifierApp:
         ]
         self._show_results()
         refused = sum(isinstance(result, _Refused) for result in self._results)
-        summary = f"Done: {_photos(len(self._results) - refused)} classified"
+        summary = f"Done: {_photo_count(len(self._results) - refused)} classified"
         self._show_status(summary + (f", {refused} could not be read." if refused else "."))
 
     def _show_results(self) -> None:
@@ -447,7 +447,7 @@ def _outcome(photo: _Photo, explained: Explanation | ImageError, model: str) -> 
 
 def _read(upload: _Upload) -> _Photo | _Refused:
     try:
-        decoded = load_image(upload.content, size=INPUT_SIZE, shrink=False)
+        decoded = decode_for_model(upload.content)
     except ImageError as error:
         return _Refused(upload.name, error)
     return _Photo(upload.name, load_image(decoded, size=_SHOWN_SIZE), resize_square(decoded, INPUT_SIZE))
@@ -520,5 +520,5 @@ def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _photos(count: int) -> str:
+def _photo_count(count: int) -> str:
     return f"{count} photo" if count == 1 else f"{count} photos"
