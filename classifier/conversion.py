@@ -15,7 +15,10 @@ The files are stored beside the weights under names that contain the
 architecture, the TensorFlow version and a hash of the weights, so a new
 TensorFlow or new weights build new files, and they are written atomically
 (temporary file, then rename), so two kernels converting at once, or a crash
-half-way, never leave a torn file.
+half-way, never leave a torn file.  A manifest with the size and SHA-256 of
+both files is written last; the cache is used only when the files still match
+it, so a file damaged later on disk (a zeroed page gives wrong answers, not an
+error) is rebuilt rather than served.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import tempfile
@@ -77,10 +81,21 @@ class ConvertedModel:
         LiteRT model with two outputs: probabilities and the last feature maps.
     head
         ``.npz`` with the kernels, biases and activations after global pooling.
+    manifest
+        JSON with the size and SHA-256 of the two files, written after them.
     """
 
     network: Path
     head: Path
+    manifest: Path
+
+    def is_intact(self) -> bool:
+        """Whether both files exist and still match the manifest written with them."""
+        try:
+            expected = json.loads(self.manifest.read_text())
+            return all(expected[path.name] == _fingerprint(path) for path in (self.network, self.head))
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
 
 class ModelUnavailableError(RuntimeError):
@@ -120,6 +135,11 @@ def converted_model(
     on_progress
         Receives ``(message, fraction_done)`` while the one-time conversion runs.
 
+    Returns
+    -------
+    ConvertedModel
+        Files that matched their manifest when this returned.
+
     Raises
     ------
     ModelUnavailableError
@@ -129,8 +149,10 @@ def converted_model(
     weights_path = keras_home() / "models" / spec.weights_file
     if weights is None or weights_path.is_file():
         cached = _cache_files(spec, weights)
-        if cached.network.is_file() and cached.head.is_file():
+        if cached.is_intact():
             return cached
+        if cached.manifest.exists():
+            _LOG.warning("the converted %s in %s is damaged; converting it again", spec.name, cached.network.parent)
     return build_converted_model(model, weights=weights, on_progress=on_progress)
 
 
@@ -163,9 +185,11 @@ def build_converted_model(
     target = _cache_files(spec, weights)
     head = io.BytesIO()
     np.savez(head, **_head_arrays(keras, network, pooling))
-    # The network is written last: its presence means both files are complete.
     _write_atomically(target.head, head.getvalue())
     _write_atomically(target.network, converted)
+    # The manifest is written last: its presence means both files are complete.
+    manifest = {path.name: _fingerprint(path) for path in (target.network, target.head)}
+    _write_atomically(target.manifest, json.dumps(manifest, indent=1).encode())
     _remove_stale_files(target)
     report("The model is ready.", 1.0)
     return target
@@ -238,7 +262,13 @@ def _cache_files(spec: Architecture, weights: Weights) -> ConvertedModel:
         status = (folder / spec.weights_file).stat()
         digest = _digest(folder / spec.weights_file, status.st_size, status.st_mtime_ns)
     stem = f"{spec.name}.tf-{_tensorflow_version()}.w-{digest}.v{_CONVERSION_VERSION}"
-    return ConvertedModel(folder / f"{stem}.tflite", folder / f"{stem}.head.npz")
+    return ConvertedModel(folder / f"{stem}.tflite", folder / f"{stem}.head.npz", folder / f"{stem}.json")
+
+
+def _fingerprint(path: Path) -> str:
+    """Size and SHA-256 of a file, read in chunks (LiteRT maps the model; no copy is kept)."""
+    with path.open("rb") as file:
+        return f"{os.fstat(file.fileno()).st_size}:{hashlib.file_digest(file, 'sha256').hexdigest()}"
 
 
 @lru_cache(maxsize=16)

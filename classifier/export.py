@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -16,6 +17,8 @@ CSV_COLUMNS: Final[tuple[str, ...]] = ("file name", "rank", "label", "probabilit
 
 # A cell starting with one of these is run as a formula by spreadsheet programs.
 _FORMULA_STARTS: Final[tuple[str, ...]] = ("=", "+", "-", "@", "\t", "\r")
+# Control characters (NUL above all) have no place in a file name shown in a spreadsheet.
+_CONTROL_CHARACTERS: Final[re.Pattern[str]] = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +41,13 @@ def results_csv(files: Iterable[ClassifiedFile]) -> str:
     Returns
     -------
     str
-        CSV text with a header row; visitor-supplied file names that a
-        spreadsheet would run as formulas are prefixed with ``'``.
+        CSV text with a header row.  Every field is quoted, so a spreadsheet
+        that splits on ``;`` or ``,`` keeps each name in one cell; names that
+        would run as formulas are prefixed with ``'``, and control characters
+        are removed.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for file in files:
         for rank, prediction in enumerate(file.predictions, start=1):
@@ -53,4 +58,5 @@ def results_csv(files: Iterable[ClassifiedFile]) -> str:
 
 
 def _inert(cell: str) -> str:
+    cell = _CONTROL_CHARACTERS.sub("", cell)
     return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell

@@ -298,7 +298,7 @@ def _load(
     try:
         return _open(files, num_threads)
     except (ValueError, OSError, KeyError, zipfile.BadZipFile):
-        # A torn or corrupt cache file: rebuild once rather than fail.
+        # Replaced by a damaged file since it was checked: rebuild once rather than fail.
         return _open(build_converted_model(model, weights=weights, on_progress=on_progress), num_threads)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
-import struct
-import zlib
 from pathlib import Path
 
 import matplotlib.cbook
@@ -42,17 +40,6 @@ def encode(image: Image.Image, format: str = "PNG", **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    """One PNG chunk: length, type, data and CRC."""
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with no pixel data at all."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"") + png_chunk(b"IEND", b"")
 
 
 def upload_files(app: ClassifierApp, *files: tuple[str, bytes]) -> None:

@@ -62,7 +62,8 @@ def test_cold_cache_converts_once_then_runs_without_tensorflow(
     assert cold.returncode == 0, cold.stderr[-2000:]
     assert cold.stdout.splitlines() == ["military uniform", "tensorflow imported: True"]
     expected = _cached_files(fresh_keras_home, monkeypatch)
-    assert sorted((fresh_keras_home / "models").glob("MobileNetV2.*")) == [expected.head, expected.network]
+    assert sorted((fresh_keras_home / "models").glob("MobileNetV2.*")) == [expected.head, expected.manifest, expected.network]
+    assert expected.is_intact()
     assert other_model.is_file()  # another architecture's files are not this conversion's to remove
     assert not list((fresh_keras_home / "models").glob("*.tmp"))
 
@@ -71,19 +72,51 @@ def test_cold_cache_converts_once_then_runs_without_tensorflow(
     assert warm.stdout.splitlines() == ["military uniform", "tensorflow imported: False"]
 
 
-@pytest.mark.parametrize("damaged", ["network", "head"])
-def test_corrupt_cached_files_are_rebuilt(
-    fresh_keras_home: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch, damaged: str
-) -> None:
-    session_files = converted_model()  # same weights as the fresh cache, so the same names
+def _copy_session_cache(fresh_keras_home: Path, monkeypatch: pytest.MonkeyPatch) -> ConvertedModel:
+    """The test session's converted files, copied into a fresh cache (same weights, so the same names)."""
+    session_files = converted_model()
     cached = _cached_files(fresh_keras_home, monkeypatch)
-    shutil.copy(session_files.head, cached.head)
-    shutil.copy(session_files.network, cached.network)
-    getattr(cached, damaged).write_bytes(b"half a file")
-    result = _run(fresh_keras_home, photos["coffee"])
+    for source, target in zip(
+        (session_files.network, session_files.head, session_files.manifest), (cached.network, cached.head, cached.manifest)
+    ):
+        shutil.copy(source, target)
+    assert cached.is_intact()
+    return cached
+
+
+def _zero(path: Path, offset: int, length: int) -> None:
+    """Overwrite ``length`` bytes with zeros in place: same size, as a bad disk sector would."""
+    with path.open("r+b") as file:
+        file.seek(offset)
+        file.write(bytes(length))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["network cut short", "head cut short", "network: one zeroed 4 KiB page", "network: 256 KiB zeroed", "no manifest"],
+)
+def test_damaged_cached_files_are_rebuilt_not_served(
+    fresh_keras_home: Path, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    cached = _copy_session_cache(fresh_keras_home, monkeypatch)
+    size = cached.network.stat().st_size
+    if damage == "network cut short":
+        cached.network.write_bytes(b"half a file")
+    elif damage == "head cut short":
+        cached.head.write_bytes(b"half a file")
+    elif damage == "network: one zeroed 4 KiB page":
+        _zero(cached.network, size // 2 // 4096 * 4096, 4096)
+    elif damage == "network: 256 KiB zeroed":
+        _zero(cached.network, size // 3, 256 * 1024)
+    else:
+        cached.manifest.unlink()
+    assert not cached.is_intact()
+
+    result = _run(fresh_keras_home, photos["rocket"])
+
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines()[0] == "espresso"
-    assert cached.network.stat().st_size > 1_000_000 and cached.head.stat().st_size > 100_000
+    assert result.stdout.splitlines() == ["missile", "tensorflow imported: True"]  # converted again
+    assert cached.is_intact() and cached.network.stat().st_size == size
 
 
 def test_missing_weights_without_network_say_where_the_file_goes(tmp_path: Path, photos: dict[str, Path]) -> None:

@@ -10,8 +10,6 @@ files of the same upload still classified:
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -22,7 +20,19 @@ from PIL import Image
 
 from classifier import Classifier, ImageError
 from classifier.ui import ClassifierApp, build_app
-from tests.conftest import SKIMAGE_DATA, card_html, encode, png_chunk, png_header_only, upload_files
+from tests.conftest import SKIMAGE_DATA, card_html, encode, upload_files
+from tests.crafted_files import (
+    bmp_rle8_long_line,
+    gif_with_extensions,
+    jpeg_flat_baseline,
+    jpeg_with_comments,
+    jpeg_with_repeated_scans,
+    png,
+    png_chunk,
+    png_header_only,
+    tiff,
+    webp_lossless,
+)
 
 CLASSIFIED: Final = "classified"
 CAMERA: Final = SKIMAGE_DATA / "camera.png"  # grayscale; MobileNetV2 says "tripod"
@@ -37,13 +47,10 @@ def _truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
-def _solid_png(width: int, height: int) -> bytes:
-    """A real, fully valid PNG of black pixels, built row by row without holding the image."""
-    compressor = zlib.compressobj()
-    row = b"\x00" + bytes(3 * width)  # filter byte, then RGB
-    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+def _before_end(data: bytes, chunk: bytes) -> bytes:
+    """A PNG with one more chunk inserted before its end chunk."""
+    end = data.index(b"IEND") - 4
+    return data[:end] + chunk + data[end:]
 
 
 def _animated(format: str) -> bytes:
@@ -82,8 +89,8 @@ HOSTILE_FILES: Final[dict[str, tuple[Callable[[], bytes], str]]] = {
     "cut.jpg": (lambda: _truncated(encode(_photo(), "JPEG")), "damaged or incomplete"),
     "cut.png": (lambda: _truncated(encode(_photo(), "PNG")), "damaged or incomplete"),
     "bomb.png": (lambda: png_header_only(30_000, 30_000), "megapixels"),
-    "huge.png": (lambda: _solid_png(12_000, 12_000), "megapixels"),
-    "ribbon.png": (lambda: _solid_png(100_000, 1), CLASSIFIED),
+    "huge.png": (lambda: png(12_000, 12_000), "megapixels"),
+    "ribbon.png": (lambda: png(100_000, 1), CLASSIFIED),
     "jpeg-named.png": (lambda: encode(_photo(), "JPEG"), CLASSIFIED),
     "animated.gif": (lambda: _animated("GIF"), CLASSIFIED),
     "animated.webp": (lambda: _animated("WEBP"), CLASSIFIED),
@@ -99,6 +106,26 @@ HOSTILE_FILES: Final[dict[str, tuple[Callable[[], bytes], str]]] = {
     "tiny.png": (lambda: encode(Image.new("RGB", (3, 3), (200, 30, 30)), "PNG"), CLASSIFIED),
     "too-big.jpg": (lambda: b"\xff\xd8\xff" + bytes(21 * 2**20), "the limit is 20 MB per photo"),
     "photo.heic": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "convert it to JPEG"),
+    # Tiny files that would decode to gigabytes, refused from their headers:
+    "flat-8000.webp": (lambda: webp_lossless(8000, 8000), "megapixels"),
+    "gray16-8000.png": (lambda: png(8000, 8000, bit_depth=16, color_type=0), "megapixels"),
+    "rgba-8000.png": (lambda: png(8000, 8000, color_type=6), "megapixels"),
+    "float-8000.tiff": (lambda: tiff(8000, 8000, bits=32, sample_format=3), "megapixels"),
+    # Small files built to make a decoder loop for seconds or minutes:
+    "5000-scans.jpg": (lambda: jpeg_with_repeated_scans(4000, 4000, 5000), "scans"),
+    # (300 000 parts rather than a million keep the whole set within one 50 MB upload.)
+    "many-comments.jpg": (lambda: jpeg_with_comments(300_000), "marker segments"),
+    "many-chunks.png": (lambda: png(16, 16, chunks_before_pixels=png_chunk(b"prVt", b"") * 300_000), "chunks"),
+    "many-extensions.gif": (lambda: gif_with_extensions(300_000), "blocks"),
+    "many-strips.tiff": (lambda: tiff(60, 300_000, strips=300_000, compression=1), "strips"),
+    "long-line-rle.bmp": (lambda: bmp_rle8_long_line(64_000_000), "RLE"),
+    # Large but real: what phones and screens make.
+    "phone-200mp.jpg": (lambda: jpeg_flat_baseline(16_320, 12_240), CLASSIFIED),
+    "screenshot-5k.png": (lambda: png(5120, 2880, color_type=6), CLASSIFIED),
+    "garbage-exif.png": (
+        lambda: _before_end(encode(_photo(), "PNG"), png_chunk(b"eXIf", b"MM\x00*\xff\xff\xff\xff" + bytes(20))),
+        CLASSIFIED,
+    ),
 }
 
 # Files whose content is a known photo, so the answer itself is checked, not only its shape.
@@ -113,6 +140,7 @@ KNOWN_ANSWERS: Final[dict[str, str]] = {
     "gray.png": "tripod",
     "gray-alpha.png": "tripod",
     "sixteen-bit.png": "tripod",
+    "garbage-exif.png": "missile",
 }
 
 
@@ -144,7 +172,7 @@ def test_oversized_images_are_refused_before_any_decoding(
 
     monkeypatch.setattr(Image.Image, "load", no_decoding)
     monkeypatch.setattr("PIL.ImageFile.ImageFile.load", no_decoding)
-    for name in ("bomb.png", "huge.png"):
+    for name in ("bomb.png", "huge.png", "flat-8000.webp", "gray16-8000.png", "rgba-8000.png", "float-8000.tiff"):
         with pytest.raises(ImageError, match="megapixels"):
             classifier.classify(hostile_files[name])
 

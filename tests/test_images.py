@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image
 
+from classifier import images
 from classifier.images import (
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_PIXELS,
     SUPPORTED_FORMATS,
     ImageError,
@@ -19,7 +24,8 @@ from classifier.images import (
     resize_square,
     to_rgb,
 )
-from tests.conftest import encode, png_header_only
+from tests.conftest import encode
+from tests.crafted_files import jpeg_flat_baseline, png, png_chunk, png_header_only, tiff, webp_lossless
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -295,7 +301,98 @@ def test_files_over_max_bytes_are_refused(as_path: bool, tmp_path: Path) -> None
 
 def test_default_limits_are_generous_but_finite() -> None:
     assert DEFAULT_MAX_BYTES == 20 * 2**20
-    assert DEFAULT_MAX_PIXELS == 64_000_000
+    assert DEFAULT_MAX_PIXELS == 256_000_000
+    assert DEFAULT_MAX_MEMORY == 256 * 2**20
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        lambda: webp_lossless(8000, 8000),  # 38 bytes, 1 GB to decode
+        lambda: png(8000, 8000, bit_depth=16, color_type=0),
+        lambda: png(6000, 6000, color_type=6),
+        lambda: tiff(8000, 8000, bits=32, sample_format=3),
+    ],
+    ids=["webp", "16-bit png", "rgba png", "float tiff"],
+)
+def test_images_too_costly_to_decode_are_refused_from_their_header(data: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    crafted = data()  # type: ignore[operator]
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", _no_decoding)
+
+    with pytest.raises(ImageError, match=r"megapixels\) and decoding it would take about \d+ MB of memory; the limit is 256 MB"):
+        load_image(crafted)
+
+
+def _no_decoding(*args: object, **kwargs: object) -> None:
+    raise AssertionError("pixels were decoded")
+
+
+def test_a_200_megapixel_jpeg_decodes_at_reduced_scale() -> None:
+    result = load_image(jpeg_flat_baseline(16_320, 12_240), size=224, shrink=False)
+
+    assert result.size == (2040, 1530)  # 1/8 scale
+    _assert_colour(result.getpixel((1000, 700)), (128, 128, 128), tolerance=1)
+
+
+@pytest.mark.parametrize("as_bytes", [True, False], ids=["decoded file", "PIL image"])
+def test_without_shrinking_other_formats_are_reduced_like_a_jpeg_draft(as_bytes: bool) -> None:
+    picture = _red_left_blue_right(4000, 3000)
+    result = load_image(encode(picture, "PNG") if as_bytes else picture, size=224, shrink=False)
+
+    # Files are reduced right after decoding, as JPEG's draft would; a PIL image is the caller's as it is.
+    assert result.size == ((500, 375) if as_bytes else (4000, 3000))
+    _assert_colour(result.getpixel((10, 10)), RED)
+
+
+@pytest.mark.parametrize(
+    ("mode", "colour"),
+    [("1", BLACK), ("P", BLUE), ("LA", (76, 76, 76)), ("I;16", (128, 128, 128)), ("RGBA", RED)],
+)
+def test_modes_that_cannot_be_reduced_directly_still_come_out_right(mode: str, colour: tuple[int, int, int]) -> None:
+    base = {"1": Image.new("1", (1200, 900), 0), "I;16": Image.new("I;16", (1200, 900), 32896)}.get(mode)
+    if base is None:
+        base = Image.new("RGB", (1200, 900), BLUE if mode == "P" else RED).convert(mode)
+    result = load_image(encode(base, "PNG"), size=224)
+
+    assert result.mode == "RGB" and max(result.size) == 224
+    _assert_colour(result.getpixel((100, 80)), colour, tolerance=2)
+
+
+def test_concurrent_decodes_share_one_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = images._MemoryBudget(100)
+    monkeypatch.setattr(images, "_DECODING", budget)
+    inside: list[int] = []
+    most_inside = []
+    lock = threading.Lock()
+    real_decode = images._decode
+
+    def slow_decode(image: Image.Image, size: int) -> Image.Image:
+        with lock:
+            inside.append(1)
+            most_inside.append(len(inside))
+        time.sleep(0.2)
+        with lock:
+            inside.pop()
+        return real_decode(image, size)
+
+    monkeypatch.setattr(images, "_decode", slow_decode)
+    monkeypatch.setattr(images, "decoding_memory", lambda image, data, size: 60)  # two would need 120
+    data = encode(Image.new("RGB", (8, 8)), "PNG")
+    threads = [threading.Thread(target=load_image, args=(data,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert max(most_inside) == 1  # one at a time: each reserved 60 of 100
+    assert budget._free == 100  # everything given back
+
+
+def test_a_reservation_larger_than_the_budget_still_runs_alone() -> None:
+    budget = images._MemoryBudget(100)
+    with budget.reserve(500):
+        assert budget._free == 0
+    assert budget._free == 100
 
 
 def test_image_over_max_pixels_is_refused_from_its_header() -> None:
@@ -313,6 +410,90 @@ def test_heic_is_refused_with_advice_to_convert_to_jpeg() -> None:
 
     with pytest.raises(ImageError, match="HEIC.*JPEG"):
         load_image(heic)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("photo\0.jpg", "not a usable file name"),
+        ("x" * 5000 + ".jpg", "not a usable file name"),
+        ("/dev/zero", "not a regular file"),
+    ],
+    ids=["NUL byte", "5000 characters", "device"],
+)
+def test_unusable_paths_are_refused_without_reading(path: str, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        load_image(path)
+
+
+def test_a_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe.jpg"
+    os.mkfifo(pipe)
+    result: list[BaseException] = []
+    reader = threading.Thread(target=lambda: _capture(result, lambda: load_image(pipe)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a pipe blocked"
+    assert isinstance(result[0], ImageError) and "not a regular file" in str(result[0])
+
+
+def _capture(into: list[BaseException], call: object) -> None:
+    try:
+        call()  # type: ignore[operator]
+    except BaseException as error:  # noqa: BLE001 (handed to the test)
+        into.append(error)
+
+
+def test_a_long_path_that_exists_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / ("d" * 200) / ("e" * 200)
+    folder.mkdir(parents=True)
+    (folder / "photo.png").write_bytes(encode(Image.new("RGB", (4, 4), RED)))
+
+    assert load_image(folder / "photo.png").size == (4, 4)
+
+
+@pytest.mark.parametrize("problem", ["closed", "lazily opened, then cut short"])
+def test_unusable_pil_images_are_image_errors(problem: str, tmp_path: Path) -> None:
+    if problem == "closed":
+        image = Image.new("RGB", (4, 4))
+        image.close()
+    else:
+        path = tmp_path / "photo.png"
+        data = encode(_noise(64, 64), "PNG")
+        path.write_bytes(data)
+        image = Image.open(path)
+        path.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(ImageError, match="damaged or incomplete"):
+        load_image(image)
+
+
+def test_pil_image_in_mode_la_is_converted() -> None:
+    image = Image.new("LA", (2, 1), (0, 255)).convert("La")
+
+    result = load_image(image)
+
+    _assert_colour(result.getpixel((0, 0)), BLACK)
+
+
+@pytest.mark.parametrize("where", ["PIL info", "PNG eXIf chunk", "JPEG APP1"])
+def test_garbage_exif_costs_the_orientation_not_the_picture(where: str) -> None:
+    garbage = b"Exif\x00\x00MM\x00*\xff\xff\xff\xff" + bytes(20)
+    if where == "PIL info":
+        source: object = Image.new("RGB", (8, 8), RED)
+        source.info["exif"] = garbage[6:]  # type: ignore[attr-defined]
+    elif where == "PNG eXIf chunk":
+        plain = encode(Image.new("RGB", (8, 8), RED), "PNG")
+        end = plain.index(b"IEND") - 4
+        source = plain[:end] + png_chunk(b"eXIf", garbage[6:]) + plain[end:]
+    else:
+        plain = encode(Image.new("RGB", (8, 8), RED), "JPEG")
+        source = plain[:2] + b"\xff\xe1" + (2 + len(garbage)).to_bytes(2, "big") + garbage + plain[2:]
+
+    result = load_image(source)  # type: ignore[arg-type]
+
+    assert result.size == (8, 8)
+    _assert_colour(result.getpixel((4, 4)), RED, tolerance=8)
 
 
 def test_missing_path_is_refused(tmp_path: Path) -> None:
