@@ -37,9 +37,9 @@ from playwright.async_api import Browser, BrowserContext, FilePayload, Page, Res
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from benchmarks.run import benchmark_keras_home, machine_info, progress
+from benchmarks.run import machine_info, progress
 from classifier.conversion import converted_model
-from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, ROOT, serve_voila
+from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, ROOT, offline_keras_home, serve_voila
 
 DEFAULT_OUTPUT: Final[Path] = ROOT / "benchmarks" / "results" / "load.json"
 DEFAULT_VISITORS: Final[tuple[int, ...]] = (1, 5, 10, 20)
@@ -618,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"The load test needs Chromium at {CHROMIUM} (apt-get install -y chromium)")
     load_before = os.getloadavg()[0]
-    with benchmark_keras_home():
+    with offline_keras_home():
         # Converting here, once, keeps the one-time conversion out of every kernel's start.
         progress("preparing the converted model")
         converted_model()

@@ -28,8 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata, resources
@@ -44,11 +43,11 @@ from PIL import Image, ImageOps
 
 from classifier import Classifier, Prediction, figure_to_png, plot_predictions
 from classifier.conversion import converted_model
+from classifier.testing import offline_keras_home
 from classifier.labels import imagenet_labels
 from classifier.model import INPUT_SIZE, decode_for_model, preprocess
 
 REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
-SHARED_WEIGHTS: Final[Path] = REPO_ROOT.parent / "shared" / "keras-cache" / "models"
 DEFAULT_OUTPUT: Final[Path] = REPO_ROOT / "benchmarks" / "results" / "latest.json"
 
 PHOTO_SIZE: Final[tuple[int, int]] = (4000, 3000)
@@ -186,36 +185,6 @@ def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> tuple[
 
 
 # --- inputs -------------------------------------------------------------------
-
-
-@contextmanager
-def benchmark_keras_home() -> Iterator[Path]:
-    """Provide the Keras cache the benchmarks use and point ``KERAS_HOME`` at it.
-
-    An existing ``$KERAS_HOME`` is used as it is; otherwise the offline weights
-    in ``../shared`` are copied into a temporary cache, deleted afterwards.
-
-    Yields
-    ------
-    pathlib.Path
-        The Keras cache folder, holding ``models/*.h5``.
-    """
-    if "KERAS_HOME" in os.environ:
-        yield Path(os.environ["KERAS_HOME"])
-        return
-    if not SHARED_WEIGHTS.is_dir():
-        raise SystemExit(
-            f"Set KERAS_HOME to a Keras cache with the MobileNetV2 weights; {SHARED_WEIGHTS} is missing."
-        )
-    with tempfile.TemporaryDirectory(prefix="bench-keras-home-") as folder:
-        home = Path(folder)
-        copy_weights(SHARED_WEIGHTS, home / "models")
-        # Keras reads KERAS_HOME once, at import; classifier.conversion at every call.
-        os.environ["KERAS_HOME"] = str(home)
-        try:
-            yield home
-        finally:
-            del os.environ["KERAS_HOME"]
 
 
 def copy_weights(source: Path, target: Path) -> None:
@@ -624,8 +593,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_before = os.getloadavg()[0]
     # TensorFlow prints pages of C++ start-up notices; keep the terminal readable.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with benchmark_keras_home() as keras_home:
-        rows, inputs = run_all(keras_home, QUICK if arguments.quick else FULL)
+    try:
+        with offline_keras_home() as keras_home:
+            rows, inputs = run_all(keras_home, QUICK if arguments.quick else FULL)
+    except FileNotFoundError as missing:
+        raise SystemExit(str(missing)) from None
     print(format_table(rows))
     write_report(arguments.output, rows, inputs, arguments.quick, load_before)
     print(f"\nWrote {arguments.output}")

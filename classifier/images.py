@@ -28,7 +28,6 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Final, Union
 
 from PIL import ExifTags, Image, JpegImagePlugin

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import skimage
 from PIL import Image
 
 from classifier import Classifier
+from classifier.testing import CHROMIUM
 from classifier.ui import ClassifierApp
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
@@ -56,3 +58,15 @@ def upload_files(app: ClassifierApp, *files: tuple[str, bytes]) -> None:
 def card_html(app: ClassifierApp) -> list[str]:
     """The HTML of the result cards the app shows now, in order."""
     return [card.children[0].value for card in app.results.children]
+
+
+def require_chromium() -> None:
+    """Fail in CI without Chromium; elsewhere skip the calling tests, loudly."""
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs Chromium for the browser tests, but {CHROMIUM} is missing")
+    pytest.skip(
+        "BROWSER TESTS SKIPPED: Chromium is not installed (apt-get install -y chromium)",
+        allow_module_level=True,
+    )

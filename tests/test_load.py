@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, require_chromium, serve_voila
+from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, serve_voila
+from tests.conftest import require_chromium
 
 require_chromium()
 

@@ -60,6 +60,19 @@ def test_voila_hides_code_and_tracebacks() -> None:
     assert configuration["show_tracebacks"] is False
 
 
+def _binder_settings() -> dict:
+    return json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())
+
+
+def test_links_cannot_choose_theme_or_template_and_both_servers_send_one_policy() -> None:
+    configuration = _voila_settings()["VoilaConfiguration"]
+    assert configuration["allow_theme_override"] == configuration["allow_template_override"] == "NO"
+    voila_policy = _voila_settings()["Voila"]["tornado_settings"]["headers"]["Content-Security-Policy"]
+    binder_policy = _binder_settings()["ServerApp"]["tornado_settings"]["headers"]["Content-Security-Policy"]
+    assert voila_policy == binder_policy
+    assert "default-src 'self'" in voila_policy and "connect-src 'self'" in voila_policy
+
+
 @pytest.mark.parametrize(
     "settings",
     [

@@ -1,5 +1,11 @@
-"""The Voilà server from outside the page: what a visitor's browser may ask of a kernel.
+"""The Voilà server from outside the page: what links and a visitor's browser may ask of it.
 
+* Links: Voilà reflects its ``theme`` and ``template`` query parameters into the
+  page (``data-jp-theme-name="..."``, unescaped) unless ``voila.json`` forbids
+  overriding them, so a crafted link could run script on the app's own site.
+  Checked on the standalone server and on Binder's ``/voila/render`` route, in
+  the HTML and in Chromium, with the page's Content-Security-Policy blocking
+  every request to other sites (Voilà's page asks a CDN for Font Awesome).
 * The kernel websocket: Voilà's standalone server forwards only the messages
   widgets need (``comm_*``, ``kernel_info_request``, ``shutdown_request``), so a
   visitor cannot run code of their own.  Checked with both wire protocols Jupyter
@@ -19,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,7 +41,8 @@ from jupyter_server.services.kernels.connection.base import (
     serialize_msg_to_ws_v1,
 )
 
-from tests.live_app import CHROMIUM, CHROMIUM_FLAGS, require_chromium, serve_voila
+from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, JUPYTER_TOKEN, serve_jupyter_server, serve_voila
+from tests.conftest import require_chromium
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 READY = "Ready: upload photos or try an example."
@@ -45,6 +53,75 @@ CONNECTION_LOST = "The connection to the app was lost. Please reload the page."
 def voila_app() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with serve_voila() as (url, server):
         yield url, server
+
+
+@pytest.fixture(scope="module")
+def binder_app() -> Iterator[str]:
+    """The app on Binder's route: Jupyter Server with the Voilà extension and Binder's settings."""
+    with serve_jupyter_server() as (url, _server):
+        yield url + "voila/render/notebooks/app.ipynb?token=" + JUPYTER_TOKEN
+
+
+# --- hostile links ---------------------------------------------------------------------------
+
+_SCRIPT = "alert(document.domain)"
+HOSTILE_QUERIES = {
+    "theme": {"theme": f'x" onload="{_SCRIPT}" y="'},
+    "template": {"template": f'lab" onload="{_SCRIPT}" y="'},
+    "template path": {"template": "../../../../../../../etc"},
+    "any parameter": {"q": f"<script>{_SCRIPT}</script>", "theme": "dark", "voila": f"'><img src=x onerror={_SCRIPT}>"},
+}
+
+
+def _with_query(url: str, query: dict[str, str]) -> str:
+    return url + ("&" if "?" in url else "?") + urllib.parse.urlencode(query)
+
+
+def _fetch(url: str) -> tuple[str, dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return response.read().decode(), dict(response.headers)
+
+
+@pytest.mark.parametrize("route", ["voila", "binder"])
+@pytest.mark.parametrize("attack", sorted(HOSTILE_QUERIES))
+def test_hostile_links_are_not_reflected_into_the_page(
+    route: str, attack: str, request: pytest.FixtureRequest
+) -> None:
+    base = request.getfixturevalue("voila_app")[0] if route == "voila" else request.getfixturevalue("binder_app")
+    page, headers = _fetch(_with_query(base, HOSTILE_QUERIES[attack]))
+    assert 'data-jp-theme-name="JupyterLab Light"' in page  # the configured theme, whatever the link says
+    for value in HOSTILE_QUERIES[attack].values():
+        if value != "dark":  # a word the page holds anyway
+            assert value not in page and urllib.parse.quote(value) not in page
+    assert "onload=" not in page and "onerror=" not in page
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("route", ["voila", "binder"])
+def test_hostile_links_run_no_script_and_reach_no_other_site(
+    route: str, request: pytest.FixtureRequest, browser_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base = request.getfixturevalue("voila_app")[0] if route == "voila" else request.getfixturevalue("binder_app")
+    page = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    outside: dict[str, str] = {}
+    page.on("request", lambda sent: outside.setdefault(sent.url, "sent") if not _local(sent.url) else None)
+    page.on("requestfailed", lambda failed: outside.update({failed.url: failed.failure or ""}) if failed.url in outside else None)
+
+    for query in HOSTILE_QUERIES.values():
+        page.goto(_with_query(base, query))
+        expect(page.get_by_text(READY)).to_be_visible(timeout=120_000)
+
+    assert dialogs == [], f"a script from the link ran: {dialogs}"
+    # Voilà's page asks CDNs for Font Awesome and MathJax: the browser must block each before it leaves.
+    assert outside and all(reason in ("csp", "net::ERR_BLOCKED_BY_CSP") for reason in outside.values()), outside
+
+
+def _local(url: str) -> bool:
+    return urllib.parse.urlsplit(url).hostname in ("127.0.0.1", "localhost") or url.startswith(("data:", "blob:"))
 
 
 # --- the kernel websocket ------------------------------------------------------------------
