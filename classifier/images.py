@@ -41,6 +41,7 @@ __all__ = [
     "ImageError",
     "ImageSource",
     "SUPPORTED_FORMATS",
+    "check_size",
     "downscale",
     "encode_jpeg",
     "load_image",
@@ -197,6 +198,18 @@ def load_image(
     return downscale(upright, size) if shrink else upright
 
 
+def check_size(size: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Refuse a file of ``size`` bytes if it is over ``max_bytes``, with the same words as :func:`load_image`.
+
+    Raises
+    ------
+    ImageError
+        If ``size`` is over ``max_bytes``.
+    """
+    if size > max_bytes:
+        raise ImageError(_too_large_message(size, max_bytes))
+
+
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = _BACKGROUND) -> Image.Image:
     """Convert any Pillow mode to 8-bit ``RGB``.
 
@@ -311,7 +324,10 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _orient(image: Image.Image, orientation: int) -> Image.Image:
-    return image.transpose(_ORIENTATIONS[orientation]) if orientation in _ORIENTATIONS else image
+    upright = image.transpose(_ORIENTATIONS[orientation]) if orientation in _ORIENTATIONS else image.copy()
+    # The file's metadata (EXIF and XMP orientation above all) would turn it again if it were read again.
+    upright.info = {}
+    return upright
 
 
 def _read_bytes(source: bytes | bytearray | memoryview | str | os.PathLike, max_bytes: int) -> bytes:
@@ -326,8 +342,7 @@ def _read_bytes(source: bytes | bytearray | memoryview | str | os.PathLike, max_
         )
     if not data:
         raise ImageError("This file is empty.")
-    if len(data) > max_bytes:
-        raise ImageError(_too_large_message(len(data), max_bytes))
+    check_size(len(data), max_bytes)
     return data
 
 
@@ -356,7 +371,7 @@ def _read_file(source: str | os.PathLike, max_bytes: int) -> bytes:
     with os.fdopen(descriptor, "rb") as file:
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageError(_too_large_message(os.stat(name).st_size, max_bytes))
+        check_size(os.stat(name).st_size, max_bytes)
     return data
 
 

@@ -1,26 +1,29 @@
 """ImageNet classification with MobileNets: preprocess -> forward -> postprocess.
 
-The forward pass runs the converted model (see :mod:`classifier.conversion`) with
-LiteRT, so a process that classifies never imports TensorFlow once the cache is
-warm.  The same pass yields the last feature maps, from which
+A :class:`Classifier` owns every step for its architecture: decoding untrusted
+files (:mod:`classifier.images`), resizing to its input, the forward pass of the
+converted model (see :mod:`classifier.conversion`) with LiteRT, so a process that
+classifies never imports TensorFlow once the cache is warm, and the top-k
+predictions.  The same pass yields the last feature maps, from which
 :meth:`Classifier.explain` draws class activation maps.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
-from typing import Final
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
-from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, INPUT_SIZE, Architecture, architecture
+from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, Architecture, architecture
 from classifier.conversion import (
     ConvertedModel,
     ModelUnavailableError,
@@ -33,9 +36,7 @@ from classifier.explain import Head, class_activation_map, load_head
 from classifier.images import ImageError, ImageSource, load_image, resize_square
 from classifier.labels import NUM_CLASSES, imagenet_labels
 
-__all__ = ["BatchResult", "Classifier", "Explanation", "INPUT_SIZE", "Prediction", "decode_for_model", "preprocess"]
-
-_MAX_BATCH: Final[int] = 8
+__all__ = ["BatchResult", "Classifier", "Explanation", "Prediction", "preprocess"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +132,40 @@ class Classifier:
         self._interpreter, self._head = _load(self.architecture.name, weights, num_threads, on_progress)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._probabilities, self._features = _pick_outputs(self._interpreter)
-        self._batch_size = 1
         self._lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
         """The architecture that answers, e.g. ``"MobileNetV2"``."""
         return self.architecture.name
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square picture the model reads, in pixels (224 for every MobileNet here)."""
+        return self.architecture.input_size
+
+    def decode(self, source: ImageSource) -> Image.Image:
+        """Decode ``source`` as this model needs it: upright RGB, reduced only while both sides stay large enough.
+
+        A big JPEG is decoded at 1/2 to 1/8 scale and other formats are
+        reduced by the same factors, keeping both sides at least
+        :attr:`input_size`; nothing else is resampled.  Show this picture
+        (shrunk) to people, and pass it to :meth:`prepare` or :meth:`classify`.
+
+        Raises
+        ------
+        ImageError
+            If ``source`` is not a usable image, or would cost too much to decode.
+        """
+        return load_image(source, size=self.input_size, shrink=False)
+
+    def prepare(self, source: ImageSource) -> Image.Image:
+        """The picture exactly as this model reads it: the whole of it, square, :attr:`input_size` wide.
+
+        Classifying the result gives the same answer as classifying ``source``,
+        by any classifier with the same input size, without decoding again.
+        """
+        return resize_square(self.decode(source), self.input_size)
 
     def classify(self, source: ImageSource, *, top_k: int = 5) -> list[Prediction]:
         """Classify one picture.
@@ -182,7 +210,8 @@ class Classifier:
         """Classify many pictures; a bad file never stops the others.
 
         Decoding runs on a thread pool (Pillow releases the GIL) while the model
-        runs batches of up to eight pictures.
+        reads the pictures one by one: on a few cores larger batches are no
+        faster, and each picture in a batch costs about 6 MB more memory.
 
         Parameters
         ----------
@@ -191,7 +220,7 @@ class Classifier:
         top_k
             How many predictions to return per picture, 1 to 1000.
         on_progress
-            Called with ``(done, total)`` after each batch.
+            Called with ``(done, total)`` after each picture.
 
         Returns
         -------
@@ -220,41 +249,31 @@ class Classifier:
         ]
 
     def _forward_one(self, source: ImageSource) -> _Outputs:
-        probabilities, features = self._forward(preprocess(decode_for_model(source), self.architecture)[np.newaxis])
-        return probabilities[0], features[0]
+        return self._forward(preprocess(self.prepare(source), self.architecture))
 
     def _forward_many(
         self, sources: Sequence[ImageSource], on_progress: Callable[[int, int], None] | None
     ) -> Iterator[_Outputs | ImageError]:
-        done = 0
         with ThreadPoolExecutor(max_workers=2) as pool:
-            inputs = pool.map(self._preprocess_or_error, sources)
-            while chunk := list(islice(inputs, _MAX_BATCH)):
-                arrays = [item for item in chunk if isinstance(item, np.ndarray)]
-                outputs = zip(*self._forward(np.stack(arrays))) if arrays else iter(())
-                for item in chunk:
-                    yield item if isinstance(item, ImageError) else next(outputs)
-                done += len(chunk)
+            for done, item in enumerate(pool.map(self._preprocess_or_error, sources), start=1):
+                yield item if isinstance(item, ImageError) else self._forward(item)
                 if on_progress is not None:
                     on_progress(done, len(sources))
 
     def _preprocess_or_error(self, source: ImageSource) -> np.ndarray | ImageError:
         try:
-            return preprocess(decode_for_model(source), self.architecture)
+            return preprocess(self.prepare(source), self.architecture)
         except ImageError as error:
             return error
 
-    def _forward(self, batch: np.ndarray) -> _Outputs:
+    def _forward(self, picture: np.ndarray) -> _Outputs:
+        """Probabilities and feature maps of one preprocessed picture."""
         with self._lock:
-            if batch.shape[0] != self._batch_size:
-                self._interpreter.resize_tensor_input(self._input, list(batch.shape))
-                self._interpreter.allocate_tensors()
-                self._batch_size = batch.shape[0]
-            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.set_tensor(self._input, picture[np.newaxis])
             self._interpreter.invoke()
             return (
-                self._interpreter.get_tensor(self._probabilities).copy(),
-                self._interpreter.get_tensor(self._features).copy(),
+                self._interpreter.get_tensor(self._probabilities)[0].copy(),
+                self._interpreter.get_tensor(self._features)[0].copy(),
             )
 
     def _top(self, probabilities: np.ndarray, top_k: int) -> list[Prediction]:
@@ -276,16 +295,6 @@ def preprocess(picture: Image.Image, spec: Architecture = ARCHITECTURES[DEFAULT_
     return np.asarray(square, dtype=np.float32) * np.float32(spec.input_scale) + np.float32(spec.input_offset)
 
 
-def decode_for_model(source: ImageSource) -> Image.Image:
-    """Decode ``source`` as every classification does: upright RGB, big JPEGs drafted.
-
-    A JPEG is decoded at 1/2 to 1/8 scale when both sides stay at least
-    :data:`INPUT_SIZE`; nothing is resampled here, the one resize happens in
-    :func:`preprocess`.
-    """
-    return load_image(source, size=INPUT_SIZE, shrink=False)
-
-
 def _check_top_k(top_k: int) -> None:
     if not 1 <= top_k <= NUM_CLASSES:
         raise ValueError(f"top_k must be between 1 and {NUM_CLASSES}, got {top_k!r}")
@@ -303,9 +312,30 @@ def _load(
 
 
 def _open(files: ConvertedModel, num_threads: int) -> tuple[Interpreter, Head]:
-    interpreter = Interpreter(model_path=str(files.network), num_threads=num_threads)
-    interpreter.allocate_tensors()
+    with _without_native_stderr():
+        interpreter = Interpreter(model_path=str(files.network), num_threads=num_threads)
+        interpreter.allocate_tensors()
     return interpreter, load_head(files.head)
+
+
+@contextlib.contextmanager
+def _without_native_stderr() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 nowhere, for the next few milliseconds.
+
+    LiteRT's C++ logger prints "INFO: Created TensorFlow Lite XNNPACK delegate
+    for CPU." with no setting to turn it off; in a notebook it would show as a
+    pink error box.  Only this process's native stderr is affected, briefly.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(nowhere, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(nowhere)
+        os.close(saved)
 
 
 def _pick_outputs(interpreter: Interpreter) -> tuple[int, int]:

@@ -2,6 +2,8 @@
 
 Figures are built with :class:`matplotlib.figure.Figure` rather than pyplot, so
 no global figure registry grows with every upload and nothing needs closing.
+They show themselves inline in Jupyter (as the last expression of a cell, or
+with ``display``) whether or not pyplot was ever imported.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from classifier.explain import overlay_heatmap
+from classifier.images import encode_jpeg
 from classifier.model import Explanation, Prediction
 
 __all__ = ["figure_to_png", "plot_explanation", "plot_predictions"]
@@ -24,7 +27,26 @@ _WIDTH_INCHES: Final[float] = 3.6
 _INCHES_PER_BAR: Final[float] = 0.42
 _FONT_SIZE: Final[float] = 10
 _PNG_COLORS: Final[int] = 64
+_DPI: Final[int] = 160
 _MAX_LABEL_CHARS: Final[int] = 34  # leaves room for the percentage on the same line
+
+
+class _InlineFigure(Figure):
+    """A figure that renders itself when a notebook displays it: a small PNG, or a JPEG for photos."""
+
+    def __init__(self, *args: object, photographic: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._photographic = photographic
+
+    def _repr_png_(self) -> bytes | None:
+        return None if self._photographic else figure_to_png(self)
+
+    def _repr_jpeg_(self) -> bytes | None:
+        return encode_jpeg(_render(self, _DPI)) if self._photographic else None
+
+    def __repr__(self) -> str:
+        width, height = self.get_size_inches() * self.dpi
+        return f"<Figure size {width:g}x{height:g} with {len(self.axes)} Axes>"
 
 
 def plot_predictions(predictions: Sequence[Prediction], *, title: str | None = None) -> Figure:
@@ -56,7 +78,7 @@ def plot_predictions(predictions: Sequence[Prediction], *, title: str | None = N
     count = len(predictions)
     title_inches = 0.3 if title else 0.0
     height = 0.1 + _INCHES_PER_BAR * count + title_inches
-    figure = Figure(figsize=(_WIDTH_INCHES, height))
+    figure = _InlineFigure(figsize=(_WIDTH_INCHES, height))
     # Fixed margins instead of a layout engine: there are no tick labels to fit,
     # and layout passes were half of the rendering time.
     axes = figure.add_axes((0.02, 0.02, 0.96, 0.96 - title_inches / height))
@@ -93,7 +115,7 @@ def plot_explanation(picture: Image.Image, explanation: Explanation, *, alpha: f
         The picture with the heatmap blended over it, titled with the prediction.
     """
     width, height = picture.size
-    figure = Figure(figsize=(_WIDTH_INCHES, _WIDTH_INCHES * height / width + 0.3))
+    figure = _InlineFigure(figsize=(_WIDTH_INCHES, _WIDTH_INCHES * height / width + 0.3), photographic=True)
     axes = figure.add_axes((0.0, 0.0, 1.0, 1.0 - 0.3 / (_WIDTH_INCHES * height / width + 0.3)))
     axes.imshow(overlay_heatmap(picture.convert("RGB"), explanation.heatmap, alpha=alpha))
     axes.set_axis_off()
@@ -101,7 +123,7 @@ def plot_explanation(picture: Image.Image, explanation: Explanation, *, alpha: f
     return figure
 
 
-def figure_to_png(figure: Figure, *, dpi: int = 160, colors: int | None = _PNG_COLORS) -> bytes:
+def figure_to_png(figure: Figure, *, dpi: int = _DPI, colors: int | None = _PNG_COLORS) -> bytes:
     """Render ``figure`` to a small PNG.
 
     The default of 160 dpi draws a 3.6-inch chart 576 pixels wide: sharp on a
@@ -110,20 +132,25 @@ def figure_to_png(figure: Figure, *, dpi: int = 160, colors: int | None = _PNG_C
     quarter of the size of a full-colour PNG; pass ``colors=None`` for figures
     with photos, such as :func:`plot_explanation`.
     """
-    shown_dpi = figure.dpi
-    figure.set_dpi(dpi)
-    try:
-        canvas = FigureCanvasAgg(figure)
-        canvas.draw()
-        image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
-    finally:
-        figure.set_dpi(shown_dpi)
+    image = _render(figure, dpi)
     if colors is not None:
         # The fastest quantizer; it may turn white into (254, 254, 254), which no one can see.
         image = image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _render(figure: Figure, dpi: int) -> Image.Image:
+    """Draw ``figure`` with Agg at ``dpi``, as an RGB picture."""
+    shown_dpi = figure.dpi
+    figure.set_dpi(dpi)
+    try:
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    finally:
+        figure.set_dpi(shown_dpi)
 
 
 def _shorten(label: str) -> str:

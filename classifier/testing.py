@@ -124,11 +124,13 @@ def serve_voila(
 
 @contextmanager
 def serve_jupyter_server(
-    *extra_args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+    *extra_args: str, root_dir: Path = ROOT, env: Mapping[str, str] | None = None, timeout: float = 120
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Serve the repository with Jupyter Server as Binder does, with ``binder/jupyter_server_config.json``.
+    """Serve ``root_dir`` with Jupyter Server as Binder does, with ``binder/jupyter_server_config.json``.
 
-    The app is then at ``<url>voila/render/notebooks/app.ipynb?token=<JUPYTER_TOKEN>``.
+    Run from the repository's root, so the Voilà extension reads ``voila.json``;
+    with the default ``root_dir`` the app is at
+    ``<url>voila/render/notebooks/app.ipynb?token=<JUPYTER_TOKEN>``.
 
     Yields
     ------
@@ -139,7 +141,7 @@ def serve_jupyter_server(
     command = [
         sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
         f"--config={ROOT / 'binder' / 'jupyter_server_config.json'}", f"--IdentityProvider.token={JUPYTER_TOKEN}",
-        f"--ServerApp.root_dir={ROOT}", "--allow-root", *extra_args,
+        f"--ServerApp.root_dir={root_dir}", "--allow-root", *extra_args,
     ]
     with _serving(command, f"http://127.0.0.1:{port}/", "api/status", env, timeout) as served:
         yield served

@@ -1,9 +1,15 @@
-"""The web app's widgets: upload photos, see each one classified on a card.
+"""The web app's widgets: they show a :class:`~classifier.session.Session` and forward clicks to it.
 
-This is the only module that knows about ipywidgets; it turns visitor actions
-into calls to :mod:`classifier` and results into HTML.  Everything a visitor
-supplies (file names above all) is escaped before it reaches the page, and
-only re-encoded pictures are shown, never uploaded bytes.
+This is the only module that builds widgets.  What a visitor has and can do
+lives in the session; here each piece of it gets a widget: the photo input,
+the example buttons, the model and guess controls, a status line, and one
+:class:`Card` per file.  Everything a visitor supplies (file names above all)
+is escaped before it reaches the page, and only re-encoded pictures are shown.
+
+Slow work runs on two background threads, so the kernel's main thread only
+forwards events: one for classifying and loading models, one for redrawing
+(guesses, heatmaps), so neither a conversion nor a big upload freezes the
+controls that do not depend on it.
 """
 
 from __future__ import annotations
@@ -12,388 +18,382 @@ import base64
 import html
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any, Final
 
 import ipywidgets as widgets
-from PIL import Image
+from matplotlib.figure import Figure
 
-from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
-from classifier.conversion import ModelUnavailableError, ProgressCallback
+from classifier.architectures import ARCHITECTURES
+from classifier.conversion import ModelUnavailableError
 from classifier.examples import EXAMPLES, Example
-from classifier.explain import overlay_heatmap
-from classifier.export import ClassifiedFile, results_csv
-from classifier.images import DEFAULT_MAX_BYTES, ImageError, encode_jpeg, load_image, resize_square
-from classifier.model import INPUT_SIZE, Classifier, Explanation, decode_for_model
+from classifier.images import DEFAULT_MAX_BYTES
+from classifier.model import Classifier
+from classifier.photo_input import PhotoInput
 from classifier.plotting import figure_to_png, plot_predictions
+from classifier.session import (
+    MAX_FILES,
+    MAX_TOP_K,
+    MAX_UPLOAD_BYTES,
+    ClassifierLoader,
+    Entry,
+    Refusal,
+    Result,
+    Session,
+    UploadError,
+    upload_problem,
+)
 
-__all__ = ["MAX_UPLOAD_BYTES", "ClassifierApp", "build_app"]
-
-MAX_UPLOAD_BYTES: Final[int] = 50 * 2**20
-"""All files of one upload travel in one websocket message; ``voila.json`` allows a bit more."""
-
-TOP_K: Final[int] = 5
-"""Predictions shown per photo until the visitor asks for more or fewer."""
-MAX_TOP_K: Final[int] = 10
-UNSURE_BELOW: Final[float] = 0.30
-"""Below this top probability a card says the model is unsure instead of naming a winner."""
+__all__ = ["Card", "ClassifierApp", "RefusalCard", "build_app"]
 
 _MAX_NAME_CHARS: Final[int] = 60
-_SHOWN_SIZE: Final[int] = 480  # longest side of a card's photo: sharp at ~320 CSS pixels on phones
+_READY: Final[str] = "Ready: upload photos or try an example."
 _LOG = logging.getLogger(__name__)
-
-ClassifierLoader = Callable[[str, ProgressCallback], Classifier]
-"""Builds the classifier for a model name, reporting conversion progress."""
 
 _STYLE: Final[str] = """
 <style>
+.mn-app { --jp-widgets-inline-height: 44px; max-width: 100%; }
+.mn-app .jupyter-button { min-height: 44px; }
+/* Text keeps its own line height; only the controls grow to the 44 px a finger needs. */
+.mn-app .widget-html-content { line-height: 1.45; }
 .mn-hint { color: #444; margin: 0 0 4px 0; }
 .mn-status { min-height: 1.5em; }
 .mn-status .mn-problem { color: #b00020; font-weight: 600; }
-.mn-results { display: flex; flex-wrap: wrap; gap: 12px; }
+.mn-cards { display: flex; flex-wrap: wrap; gap: 12px; }
 .mn-card { width: 340px; max-width: 100%; box-sizing: border-box; border: 1px solid #d0d7de;
            border-radius: 8px; padding: 10px; background: #fff; overflow-wrap: anywhere; }
 .mn-card img.mn-photo { display: block; max-width: 100%; max-height: 320px; margin: 0 auto 6px auto;
                         border-radius: 4px; }
-.mn-card img.mn-chart { display: block; width: 100%; height: auto; }
+.mn-card .jp-OutputArea-output img { width: 100%; max-width: 100%; height: auto; }
+.mn-card .jp-OutputArea-prompt { display: none; }
 .mn-card .mn-name { font-weight: 600; margin: 0 0 4px 0; }
 .mn-card .mn-verdict { margin: 4px 0; }
 .mn-card .mn-model { color: #555; font-size: 0.9em; margin: 2px 0; }
 .mn-card ol { margin: 4px 0 6px 0; padding-left: 1.6em; }
 .mn-card .mn-error { color: #b00020; }
-.mn-download { color: #0b57d0; text-decoration: underline; font-weight: 600; }
+.mn-download { color: #0b57d0; text-decoration: underline; font-weight: 600; display: inline-flex;
+               align-items: center; min-height: 44px; padding: 0 4px; }
 /* ipywidgets marks every view "jupyter-widgets-disconnected" once the kernel has died or restarted. */
 .mn-connection-lost:not(.jupyter-widgets-disconnected) { display: none; }
 .mn-connection-lost p { color: #b00020; font-weight: 600; margin: 4px 0; }
+body[data-voila] .mn-connection-lost .mn-in-notebook,
+body:not([data-voila]) .mn-connection-lost .mn-in-voila { display: none; }
 .mn-app.jupyter-widgets-disconnected::before, .mn-app .jupyter-widgets-disconnected::before { display: none; }
 .mn-status.jupyter-widgets-disconnected { display: none; }
-.mn-app .jupyter-widgets-disconnected:is(.jupyter-button, .widget-dropdown, .widget-slider) {
+.mn-app .jupyter-widgets-disconnected:is(.jupyter-button, .widget-dropdown, .mn-input) {
   opacity: 0.5; pointer-events: none;
 }
 </style>
 """
 
 
-@dataclass(frozen=True, slots=True)
-class _Upload:
-    """One file to classify: its name as the visitor sees it and its content."""
+class Card(widgets.VBox):
+    """One photo's result: its name, the photo or its heatmap, the guesses as text and as a chart.
 
-    name: str
-    content: bytes
-
-
-@dataclass(frozen=True)
-class _Photo:
-    """A readable upload: its picture for the page and its input for the models.
-
-    The model input is decoded exactly as :meth:`Classifier.classify` decodes
-    bytes, so the app and the API give the same answers.
-    """
-
-    name: str
-    shown: Image.Image
-    model_input: Image.Image
-
-    @cached_property
-    def jpeg(self) -> bytes:
-        return encode_jpeg(self.shown)
-
-
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """A file that could not be read, and why."""
-
-    name: str
-    error: ImageError
-
-
-@dataclass(frozen=True)
-class _Classified:
-    """A photo, what a model said about it, and the images drawn from that."""
-
-    photo: _Photo
-    explanation: Explanation
-    model: str
-    _charts: dict[int, bytes] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.photo.name
-
-    @cached_property
-    def heatmap_jpeg(self) -> bytes:
-        return encode_jpeg(overlay_heatmap(self.photo.shown, self.explanation.heatmap))
-
-    def chart_png(self, top_k: int) -> bytes:
-        if top_k not in self._charts:
-            self._charts[top_k] = figure_to_png(plot_predictions(self.explanation.predictions[:top_k]))
-        return self._charts[top_k]
-
-
-def _load_classifier(model: str, on_progress: ProgressCallback) -> Classifier:
-    return Classifier(model=model, on_progress=on_progress)
-
-
-class ClassifierApp:
-    """The app: upload, examples, model and top-k controls, status, result cards.
-
-    Parameters
-    ----------
-    classifier
-        The classifier to start with.  When omitted, the default
-        :class:`~classifier.Classifier` is built on a background thread so the
-        page appears at once and shows progress if the model has to be
-        converted first.
-    load_classifier
-        Builds the classifier for a model the visitor selects.
+    Each part is a widget of its own, so changing the number of guesses
+    redraws only the text and the chart, and the heatmap toggle only the photo.
 
     Attributes
     ----------
-    widget
-        The root widget; displaying the app displays it.
-    upload
-        The :class:`ipywidgets.FileUpload`; setting its ``value`` classifies.
-    example_buttons
-        One button per bundled example photo.
-    model
-        Drop-down of the architectures; changing it re-classifies the photos.
-    top_k
-        How many predictions each card shows (1-10), without re-running the model.
-    download
-        A link to the current results as CSV, empty while there are none.
-    status
-        One line that says what the app is doing or what went wrong.
-    progress
-        A progress bar, shown while a batch or a one-time conversion runs.
-    results
-        Holds one card (a :class:`ipywidgets.VBox`) per file.
-    ready
-        A future that completes when the first model is loaded, with its
-        exception if that failed.
+    result
+        What the card shows.
+    photo, guesses
+        HTML widgets with the photo (or heatmap) and the verdict, model and guesses.
+    chart
+        An :class:`ipywidgets.Output` showing the bar chart, a matplotlib figure.
+    heatmap
+        Toggle button: colour the places that made the model choose its first guess.
     """
 
-    def __init__(
-        self, classifier: Classifier | None = None, *, load_classifier: ClassifierLoader = _load_classifier
-    ) -> None:
-        self.upload = widgets.FileUpload(
-            accept="image/*", multiple=True, description="Upload photos", icon="upload",
-            button_style="primary",
+    def __init__(self, result: Result, top_k: int) -> None:
+        self.result = result
+        self.photo = widgets.HTML(_photo_html(result, heatmap=False))
+        self.guesses = widgets.HTML()
+        self.chart = widgets.Output()
+        self.heatmap = widgets.ToggleButton(
+            description="Show heatmap", tooltip="Colour the places that made the model choose its first guess"
         )
+        self._charts: dict[int, dict[str, Any]] = {}
+        super().__init__(
+            [widgets.HTML(_name_html(result.name)), self.photo, self.guesses, self.chart, self.heatmap],
+            _dom_classes=("mn-card",),
+        )
+        self.show_top_k(top_k)
+
+    def show_top_k(self, top_k: int) -> None:
+        """Show ``top_k`` guesses, as text and as a chart; the photo is left alone."""
+        self.guesses.value = _guesses_html(self.result, top_k)
+        if top_k not in self._charts:
+            self._charts[top_k] = _display_data(plot_predictions(self.result.predictions(top_k)))
+        self.chart.outputs = (self._charts[top_k],)
+
+    def show_heatmap(self, shown: bool) -> None:
+        """Show the photo with its heatmap, or without; nothing else changes."""
+        self.photo.value = _photo_html(self.result, heatmap=shown)
+        self.heatmap.description = "Hide heatmap" if shown else "Show heatmap"
+
+
+class RefusalCard(widgets.VBox):
+    """A file that could not be used: its name and why, in plain words."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        message = (
+            f"<div class='mn-card-body mn-card-error' role='group' aria-label='Problem with {_attribute(refusal.name)}'>"
+            f"{_name_html(refusal.name)}<p class='mn-error'>{html.escape(refusal.message)}</p></div>"
+        )
+        super().__init__([widgets.HTML(message)], _dom_classes=("mn-card",))
+
+
+class ClassifierApp:
+    """The app: photo input, examples, model and guess controls, status, one card per file.
+
+    Parameters
+    ----------
+    session
+        What the app shows and works on; a new :class:`Session` by default,
+        which loads its model in the background while the page appears.
+
+    Attributes
+    ----------
+    session
+        The visitor's session.
+    widget
+        The root widget; displaying the app displays it.
+    photo_input
+        The upload button, drop area and paste target.
+    example_buttons
+        One button per bundled example photo.
+    model_choice
+        Drop-down of the MobileNets; choosing one re-classifies the photos.
+    guesses
+        How many guesses each card shows (1-10); the model does not run again.
+    download
+        A link to the results as CSV, empty while there are none.
+    status, progress
+        One line saying what the app does or what went wrong, and a progress bar.
+    cards
+        Holds one :class:`Card` or :class:`RefusalCard` per file.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.photo_input = PhotoInput(
+            on_upload=self._on_upload, on_refused=self._on_refused, max_files=MAX_FILES,
+            max_file_bytes=DEFAULT_MAX_BYTES, max_total_bytes=MAX_UPLOAD_BYTES,
+        ).add_class("mn-input")
         self.example_buttons = [self._example_button(example) for example in EXAMPLES]
-        self.model = widgets.Dropdown(
-            options=list(ARCHITECTURES), value=DEFAULT_ARCHITECTURE, description="Model:",
+        self.model_choice = widgets.Dropdown(
+            options=list(ARCHITECTURES), value=session.model, description="Model:",
             layout=widgets.Layout(width="260px"),
         )
-        self.top_k = widgets.IntSlider(
-            value=TOP_K, min=1, max=MAX_TOP_K, description="Guesses:", continuous_update=False,
-            layout=widgets.Layout(width="260px"),
+        # A drop-down rather than a slider: phones show their own picker, easy to tap.
+        self.guesses = widgets.Dropdown(
+            options=list(range(1, MAX_TOP_K + 1)), value=session.top_k, description="Guesses:",
+            layout=widgets.Layout(width="180px"),
         )
         self.download = widgets.HTML()
         self.status = widgets.HTML(layout=widgets.Layout(width="100%")).add_class("mn-status")
         self.progress = widgets.FloatProgress(
             min=0.0, max=1.0, layout=widgets.Layout(width="100%", max_width="480px", visibility="hidden")
         )
-        self.results = widgets.Box(layout=widgets.Layout(width="100%")).add_class("mn-results")
-        hint = widgets.HTML(
-            "<p class='mn-hint'>JPEG, PNG, GIF, WebP, BMP or TIFF photos, up to "
-            f"{DEFAULT_MAX_BYTES // 2**20} MB each and {MAX_UPLOAD_BYTES // 2**20} MB per upload. "
-            "Photos are not stored.</p>"
-        )
-        examples = widgets.HBox(
-            [widgets.HTML("Or try an example:"), *self.example_buttons],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
-        )
-        controls = widgets.HBox(
-            [self.model, self.top_k, self.download],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
-        )
-        connection_lost = widgets.HTML(
-            "<p role='alert'>The connection to the app was lost. Please reload the page.</p>"
-        ).add_class("mn-connection-lost")
+        self.cards = widgets.Box(layout=widgets.Layout(width="100%")).add_class("mn-cards")
         self.widget = widgets.VBox([
-            widgets.HTML(_STYLE), hint, self.upload, examples, controls, connection_lost, self.status,
-            self.progress, self.results,
+            widgets.HTML(_STYLE),
+            widgets.HTML(
+                "<p class='mn-hint'>JPEG, PNG, GIF, WebP, BMP or TIFF photos, up to "
+                f"{DEFAULT_MAX_BYTES // 2**20} MB each, {MAX_FILES} photos and "
+                f"{MAX_UPLOAD_BYTES // 2**20} MB per upload. Photos are not stored.</p>"
+            ),
+            self.photo_input,
+            widgets.HBox(
+                [widgets.HTML("Or try an example:"), *self.example_buttons],
+                layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
+            ),
+            widgets.HBox(
+                [self.model_choice, self.guesses, self.download],
+                layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
+            ),
+            widgets.HTML(
+                "<p role='alert' class='mn-in-voila'>The connection to the app was lost. Please reload the page.</p>"
+                "<p role='alert' class='mn-in-notebook'>The kernel has restarted or stopped. "
+                "Run the cell again to start the app.</p>"
+            ).add_class("mn-connection-lost"),
+            self.status,
+            self.progress,
+            self.cards,
         ]).add_class("mn-app")
-        self._load_classifier = load_classifier
-        self._classifiers: dict[str, Classifier] = {}
-        self._photos: list[_Photo | _Refused] = []
-        self._results: list[_Classified | _Refused] = []
-        self.ready: Future[None] = Future()
-        self._loading = threading.Lock()  # one conversion at a time, whoever asks
-        if classifier is not None:
-            self._classifiers[classifier.model_name] = classifier
-            self.model.value = classifier.model_name
-            self.ready.set_result(None)
-        self.upload.observe(self._on_upload, names="value")
-        self.model.observe(self._on_model_change, names="value")
-        self.top_k.observe(lambda _change: self._run_safely(self._redraw_cards), names="value")
-        if classifier is None:
-            self._set_busy(True)
-            threading.Thread(target=self._load_first_model, name="load-model", daemon=True).start()
+        # Classifying and loading models on one thread, redrawing on another: see the module docstring.
+        self._work = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier-work")
+        self._redraw = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier-redraw")
+        self._pending_work = 0  # jobs submitted to _work and not finished: the controls wait for them
+        self._pending_lock = threading.Lock()
+        self.model_choice.observe(self._on_model_choice, names="value")
+        self.guesses.observe(self._on_guesses, names="value")
+        self._submit(self._work, self._prepare_first_model)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def wait(self, timeout: float = 300) -> None:
+        """Return once everything asked of the app so far is done (for tests and scripts).
+
+        Raises
+        ------
+        TimeoutError
+            If that takes longer than ``timeout`` seconds.
+        """
+        pending = [lane.submit(lambda: None) for lane in (self._work, self._redraw)]
+        if wait_for(pending, timeout=timeout).not_done:
+            raise TimeoutError(f"the app is still busy after {timeout} s")
+
+    # --- events (on the kernel's main thread: they only hand work over) ----------------------
+
     def _example_button(self, example: Example) -> widgets.Button:
         button = widgets.Button(description=example.title, tooltip=f"Classify the example photo “{example.title}”")
-        button.on_click(lambda _button: self._classify([_Upload(example.path.name, example.path.read_bytes())]))
+        button.on_click(lambda _button: self._classify([(example.path.name, example.path.read_bytes())]))
         return button
 
-    def _load_first_model(self) -> None:
-        self._show_status("Preparing the model…")
-        try:
-            self._classifier()
-        except Exception as error:  # _classifier has shown the reason
-            self.ready.set_exception(error)
-            return
-        self._show_status("Ready: upload photos or try an example.")
-        self._set_busy(False)  # a callback in the gap before the next line waits for it
-        self.ready.set_result(None)
+    def _on_upload(self, files: list[tuple[str, bytes | int]]) -> None:
+        self._classify(files)
 
-    def _classifier(self) -> Classifier:
-        """The classifier for the selected model, built (and converted) on first use."""
-        name = self.model.value
-        with self._loading:
-            return self._classifiers.get(name) or self._load(name)
+    def _on_refused(self, count: int, total_bytes: int) -> None:
+        self._show_problem(upload_problem(count, total_bytes) or "This upload could not be taken.")
 
-    def _load(self, name: str) -> Classifier:
+    def _on_model_choice(self, change: dict[str, Any]) -> None:
+        if change["new"] != self.session.model:
+            self._submit(self._work, lambda: self._switch_model(change["new"]))
+
+    def _on_guesses(self, change: dict[str, Any]) -> None:
+        self.session.set_top_k(change["new"])
+        self._submit(self._redraw, self._redraw_guesses)
+
+    def _classify(self, files: list[tuple[str, bytes | int]]) -> None:
+        self._submit(self._work, lambda: self._read_and_classify(files))
+
+    # --- work (on the background threads) --------------------------------------------------
+
+    def _prepare_first_model(self) -> None:
+        self._show_status(f"Preparing {self.session.model}…")
         try:
-            self._classifiers[name] = self._load_classifier(name, self._show_conversion_progress)
+            self.session.load_model(on_progress=self._show_conversion)
         except ModelUnavailableError as error:
             self._show_problem(str(error))
-            raise
-        except Exception:
-            _LOG.exception("loading %s failed", name)
-            self._show_problem(f"The {name} model could not be loaded. Please try again later.")
-            raise
-        finally:
-            self._hide_progress()
-        return self._classifiers[name]
-
-    def _show_conversion_progress(self, message: str, fraction: float) -> None:
-        self._show_status(message)
-        self._show_progress(fraction)
-
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        files = change["new"]
-        if not files:
-            return  # our own reset below
-        uploads = [_Upload(str(file["name"]), bytes(file["content"])) for file in files]
-        # Clearing the value lets the same file be uploaded again and frees the bytes.
-        self.upload.value = ()
-        total = sum(len(upload.content) for upload in uploads)
-        if total > MAX_UPLOAD_BYTES:
-            self._show_problem(
-                f"These files add up to {total / 2**20:.1f} MB; one upload can carry "
-                f"{MAX_UPLOAD_BYTES // 2**20} MB. Please upload fewer photos at a time."
-            )
-            return
-        self._classify(uploads)
-
-    def _on_model_change(self, change: dict[str, Any]) -> None:
-        self._run_safely(lambda: self._reclassify(previous_model=change["old"]))
-
-    def _classify(self, uploads: Sequence[_Upload]) -> None:
-        self._run_safely(lambda: self._read_and_classify(uploads))
-
-    def _run_safely(self, work: Callable[[], None]) -> None:
-        # Controls stay disabled until the first model is ready, so only a scripted
-        # client gets here early: it waits, and gives up if the model failed.
-        if self.ready.exception() is not None:
-            return
-        self._set_busy(True)
-        try:
-            work()
-        except Exception:  # never let a traceback reach the page
-            _LOG.exception("a visitor's action failed")
-            self._show_problem("Something went wrong. Please try again.")
-        finally:
-            self._hide_progress()
-            self._set_busy(False)
-
-    def _read_and_classify(self, uploads: Sequence[_Upload]) -> None:
-        count = len(uploads)
-        self._show_status(f"Working… reading {_photo_count(count)}.")
-        photos = []
-        for done, upload in enumerate(uploads, start=1):
-            photos.append(_read(upload))
-            if count > 1:
-                self._show_progress(done / (count + 1))
-        self._photos = photos
-        self._classify_photos()
-
-    def _reclassify(self, previous_model: str) -> None:
-        try:
-            self._classifier()
-        except Exception:
-            # The reason is on the status line; keep the model that works.
-            self.model.unobserve(self._on_model_change, names="value")
-            self.model.value = previous_model
-            self.model.observe(self._on_model_change, names="value")
-            return
-        if self._photos:
-            self._classify_photos()
+            return  # controls stay off: there is no model to use
+        if self.session.entries:
+            self._show_entries()
         else:
-            self._show_status(f"Ready: {self.model.value} will classify your photos.")
+            self._show_status(_READY)
 
-    def _classify_photos(self) -> None:
-        classifier = self._classifier()
-        readable = [photo for photo in self._photos if isinstance(photo, _Photo)]
-        self._show_status(f"Working… classifying {_photo_count(len(readable))} with {classifier.model_name}.")
-        explained = iter(classifier.explain_batch([photo.model_input for photo in readable], top_k=MAX_TOP_K))
-        self._results = [
-            photo if isinstance(photo, _Refused) else _outcome(photo, next(explained), classifier.model_name)
-            for photo in self._photos
-        ]
-        self._show_results()
-        refused = sum(isinstance(result, _Refused) for result in self._results)
-        summary = f"Done: {_photo_count(len(self._results) - refused)} classified"
+    def _read_and_classify(self, files: list[tuple[str, bytes | int]]) -> None:
+        self._show_status(f"Working… reading and classifying {_photo_count(len(files))}.")
+        try:
+            self.session.classify(files, on_progress=self._show_steps)
+        except (UploadError, ModelUnavailableError) as error:
+            self._show_problem(str(error))
+            return
+        self._show_entries()
+
+    def _switch_model(self, name: str) -> None:
+        self._show_status(f"Preparing {name}…")
+        try:
+            self.session.switch_model(name, on_load_progress=self._show_conversion, on_progress=self._show_steps)
+        except ModelUnavailableError as error:
+            self._show_problem(str(error))
+            self.model_choice.unobserve(self._on_model_choice, names="value")
+            self.model_choice.value = self.session.model  # the one that still answers
+            self.model_choice.observe(self._on_model_choice, names="value")
+            return
+        if self.session.entries:
+            self._show_entries()
+        else:
+            self._show_status(f"Ready: {name} will classify your photos.")
+
+    def _redraw_guesses(self) -> None:
+        self._update_download()  # first: it is ready at once, the charts take a moment each
+        top_k = self.session.top_k
+        for card in self.cards.children:
+            if isinstance(card, Card):
+                card.show_top_k(top_k)
+
+    def _show_entries(self) -> None:
+        entries = self.session.entries
+        old = self.cards.children
+        self.cards.children = tuple(self._card(entry) for entry in entries)
+        for card in old:
+            _close_tree(card)
+        self._update_download()
+        refused = sum(isinstance(entry, Refusal) for entry in entries)
+        summary = f"Done: {_photo_count(len(entries) - refused)} classified"
         self._show_status(summary + (f", {refused} could not be read." if refused else "."))
 
-    def _show_results(self) -> None:
-        """Make a card for every stored result, and the CSV link."""
-        old_cards = self.results.children
-        self.results.children = tuple(self._card(result) for result in self._results)
-        for card in old_cards:
-            _close_tree(card)
-        self.download.value = _download_link(self._results, self.top_k.value)
+    def _card(self, entry: Entry) -> Card | RefusalCard:
+        if isinstance(entry, Refusal):
+            return RefusalCard(entry)
+        card = Card(entry, self.session.top_k)
+        card.heatmap.observe(lambda change: self._submit(self._redraw, lambda: card.show_heatmap(change["new"])),
+                             names="value")
+        return card
 
-    def _redraw_cards(self) -> None:
-        """Redraw the cards for the current top-k, heatmaps left as they are (no model runs)."""
-        for card, result in zip(self.results.children, self._results):
-            if isinstance(result, _Classified):
-                body, heatmap_toggle = card.children
-                body.value = _result_card(result, self.top_k.value, heatmap=heatmap_toggle.value)
-        self.download.value = _download_link(self._results, self.top_k.value)
-
-    def _card(self, result: _Classified | _Refused) -> widgets.VBox:
-        if isinstance(result, _Refused):
-            return widgets.VBox([widgets.HTML(_error_card(result.name, str(result.error)))]).add_class("mn-card")
-        body = widgets.HTML(_result_card(result, self.top_k.value, heatmap=False))
-        toggle = widgets.ToggleButton(
-            description="Show heatmap", icon="eye",
-            tooltip="Colour the places that made the model choose its first guess",
+    def _update_download(self) -> None:
+        if not any(isinstance(entry, Result) for entry in self.session.entries):
+            self.download.value = ""
+            return
+        # The byte-order mark makes spreadsheet programs read non-ASCII file names correctly.
+        data = base64.b64encode(self.session.csv().encode("utf-8-sig")).decode("ascii")
+        self.download.value = (
+            "<a class='mn-download' download='photo-predictions.csv' "
+            f"href='data:text/csv;charset=utf-8;base64,{data}'>Download results (CSV)</a>"
         )
 
-        def show(heatmap: bool) -> None:
-            toggle.description = "Hide heatmap" if heatmap else "Show heatmap"
-            body.value = _result_card(result, self.top_k.value, heatmap=heatmap)
+    def _submit(self, lane: ThreadPoolExecutor, work: Callable[[], None]) -> Future[None]:
+        """Run ``work`` on ``lane``; while work is pending on the work lane, its controls are off."""
+        counts = lane is self._work
+        if counts:
+            self._count_work(+1)
 
-        toggle.observe(lambda change: self._run_safely(lambda: show(change["new"])), names="value")
-        return widgets.VBox([body, toggle]).add_class("mn-card")
+        def guarded() -> None:
+            try:
+                work()
+            except Exception:  # never let a traceback reach the page
+                _LOG.exception("a visitor's action failed")
+                self._show_problem("Something went wrong. Please try again.")
+            finally:
+                if counts:
+                    self._hide_progress()
+                    self._count_work(-1)
+
+        return lane.submit(guarded)
+
+    def _count_work(self, change: int) -> None:
+        with self._pending_lock:  # held while the controls change, so the last count always wins
+            self._pending_work += change
+            self._set_busy(self._pending_work > 0)
+
+    # --- showing state ----------------------------------------------------------------------
 
     def _set_busy(self, busy: bool) -> None:
-        for control in (self.upload, self.model, self.top_k, *self.example_buttons):
-            control.disabled = busy
+        busy = busy or not self.session.has_model(self.session.model)
+        self.photo_input.disabled = busy
+        self.model_choice.disabled = busy
+        for button in self.example_buttons:
+            button.disabled = busy
 
     def _show_status(self, text: str) -> None:
         self.status.value = f"<span role='status' aria-live='polite'>{html.escape(text)}</span>"
 
     def _show_problem(self, text: str) -> None:
         self.status.value = f"<span class='mn-problem' role='alert'>{html.escape(text)}</span>"
+
+    def _show_conversion(self, message: str, fraction: float) -> None:
+        self._show_status(message)
+        self._show_progress(fraction)
+
+    def _show_steps(self, done: int, total: int) -> None:
+        if total > 2:  # a bar for batches; one photo takes no time to watch
+            self._show_progress(done / total)
 
     def _show_progress(self, fraction: float) -> None:
         self.progress.value = fraction
@@ -405,14 +405,14 @@ class ClassifierApp:
 
 
 def build_app(
-    classifier: Classifier | None = None, *, load_classifier: ClassifierLoader = _load_classifier
+    classifier: Classifier | None = None, *, load_classifier: ClassifierLoader | None = None
 ) -> ClassifierApp:
     """Build the photo classification app; display the result to show it.
 
     Parameters
     ----------
     classifier
-        Use this classifier instead of building the default one in the background.
+        Use this classifier instead of loading the default one in the background.
     load_classifier
         Builds the classifier for a model the visitor selects; by default
         ``Classifier(model=name, on_progress=...)``.
@@ -422,7 +422,8 @@ def build_app(
     ClassifierApp
         The app; as the last expression of a notebook cell it displays itself.
     """
-    return ClassifierApp(classifier, load_classifier=load_classifier)
+    options = {} if load_classifier is None else {"load_classifier": load_classifier}
+    return ClassifierApp(Session(classifier, **options))
 
 
 def _close_tree(widget: widgets.Widget) -> None:
@@ -439,85 +440,57 @@ def _close_tree(widget: widgets.Widget) -> None:
     widget.close()
 
 
-def _outcome(photo: _Photo, explained: Explanation | ImageError, model: str) -> _Classified | _Refused:
-    if isinstance(explained, ImageError):
-        return _Refused(photo.name, explained)
-    return _Classified(photo, explained, model)
+def _display_data(figure: Figure) -> dict[str, Any]:
+    """An output as a notebook cell would have it for ``figure``: its PNG, and words for screen readers."""
+    png = base64.b64encode(figure_to_png(figure)).decode("ascii")
+    return {
+        "output_type": "display_data",
+        "data": {"image/png": png, "text/plain": "Bar chart of the guesses listed above"},
+        "metadata": {},
+    }
 
 
-def _read(upload: _Upload) -> _Photo | _Refused:
-    try:
-        decoded = decode_for_model(upload.content)
-    except ImageError as error:
-        return _Refused(upload.name, error)
-    return _Photo(upload.name, load_image(decoded, size=_SHOWN_SIZE), resize_square(decoded, INPUT_SIZE))
+def _photo_html(result: Result, *, heatmap: bool) -> str:
+    best = result.predictions(1)[0]
+    jpeg, alt = (result.heatmap_jpeg, f"{result.name}, coloured where the model saw {best.label}") if heatmap \
+        else (result.photo.jpeg, result.name)
+    source = base64.b64encode(jpeg).decode("ascii")
+    return (
+        f"<img class='mn-photo{' mn-heatmap' if heatmap else ''}' alt='{_attribute(alt, 200)}' "
+        f"src='data:image/jpeg;base64,{source}'>"
+    )
 
 
-def _result_card(result: _Classified, top_k: int, *, heatmap: bool) -> str:
-    predictions = result.explanation.predictions[:top_k]
+def _guesses_html(result: Result, top_k: int) -> str:
+    predictions = result.predictions(top_k)
     best = predictions[0]
-    if best.probability < UNSURE_BELOW:
+    if result.unsure:
         verdict = (
             "The model is unsure about this one. Its best guess is "
             f"<b>{html.escape(best.label)}</b> ({best.probability:.1%})."
         )
     else:
         verdict = f"Most likely <b>{html.escape(best.label)}</b> ({best.probability:.1%})."
-    if heatmap:
-        photo = _data_uri("image/jpeg", result.heatmap_jpeg)
-        alt = f"{result.name}, coloured where the model saw {best.label}"
-    else:
-        photo = _data_uri("image/jpeg", result.photo.jpeg)
-        alt = result.name
     items = "".join(
         f"<li><span class='mn-label'>{html.escape(p.label)}</span>: "
         f"<span class='mn-probability'>{p.probability:.1%}</span></li>"
         for p in predictions
     )
     return (
-        f"<div class='mn-card-body' role='group' aria-label='Results for {_attribute(result.name)}'>"
-        f"{_name_line(result.name)}"
-        f"<img class='mn-photo{' mn-heatmap' if heatmap else ''}' alt='{_attribute(alt, 200)}' src='{photo}'>"
+        f"<div role='group' aria-label='Guesses for {_attribute(result.name)}'>"
         f"<p class='mn-verdict'>{verdict}</p>"
         f"<p class='mn-model'>Answered by {html.escape(result.model)}</p>"
-        f"<ol class='mn-predictions'>{items}</ol>"
-        f"<img class='mn-chart' alt='Bar chart of the predictions listed above' "
-        f"src='{_data_uri('image/png', result.chart_png(top_k))}'>"
-        "</div>"
+        f"<ol class='mn-predictions'>{items}</ol></div>"
     )
 
 
-def _error_card(name: str, message: str) -> str:
-    return (
-        f"<div class='mn-card-body mn-card-error' role='group' aria-label='Problem with {_attribute(name)}'>"
-        f"{_name_line(name)}<p class='mn-error'>{html.escape(message)}</p></div>"
-    )
-
-
-def _download_link(results: Sequence[_Classified | _Refused], top_k: int) -> str:
-    classified = [
-        ClassifiedFile(result.name, result.explanation.predictions[:top_k], result.model)
-        for result in results
-        if isinstance(result, _Classified)
-    ]
-    if not classified:
-        return ""
-    # The byte-order mark makes spreadsheet programs read non-ASCII file names correctly.
-    csv_uri = _data_uri("text/csv;charset=utf-8", results_csv(classified).encode("utf-8-sig"))
-    return f"<a class='mn-download' download='photo-predictions.csv' href='{csv_uri}'>Download results (CSV)</a>"
-
-
-def _name_line(name: str) -> str:
+def _name_html(name: str) -> str:
     shown = name if len(name) <= _MAX_NAME_CHARS else name[: _MAX_NAME_CHARS - 1] + "…"
     return f"<p class='mn-name' title='{_attribute(name, 300)}'>{html.escape(shown)}</p>"
 
 
 def _attribute(text: str, limit: int = _MAX_NAME_CHARS) -> str:
     return html.escape(text[:limit], quote=True)
-
-
-def _data_uri(mime: str, data: bytes) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _photo_count(count: int) -> str:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
+import ipywidgets as widgets
 import matplotlib.cbook
 import pytest
 import skimage
 from PIL import Image
 
 from classifier import Classifier
+from classifier.photo_input import PhotoInput
 from classifier.testing import CHROMIUM
 from classifier.ui import ClassifierApp
 
@@ -44,20 +45,46 @@ def encode(image: Image.Image, format: str = "PNG", **options: object) -> bytes:
     return buffer.getvalue()
 
 
+class BrowserSide:
+    """Plays the browser's side of :class:`~classifier.photo_input.PhotoInput`, message by message.
+
+    Messages go through the widget's own comm handler, as they do in a kernel, and
+    the widget's replies are recorded.
+    """
+
+    def __init__(self, widget: PhotoInput) -> None:
+        self.widget = widget
+        self.replies: list[dict[str, object]] = []
+        widget.send = lambda content, buffers=None: self.replies.append(content)  # type: ignore[method-assign]
+
+    def message(self, content: object, buffers: list[bytes] | None = None) -> None:
+        self.widget._handle_msg({"content": {"data": {"method": "custom", "content": content}},
+                                 "buffers": buffers or []})
+
+    def upload(self, files: list[tuple[str, bytes]], *, upload_id: str = "upload-1") -> None:
+        """Send ``files`` as the page does: announce them, send each in chunks, end."""
+        limits = self.widget.limits
+        self.message({"type": "begin", "upload": upload_id,
+                      "files": [{"name": name, "size": len(content)} for name, content in files]})
+        for index, (_name, content) in enumerate(files):
+            if len(content) > limits["max_file_bytes"]:
+                continue  # held back, as the browser does
+            for offset in range(0, len(content), limits["chunk_bytes"]):
+                chunk = content[offset:offset + limits["chunk_bytes"]]
+                self.message({"type": "chunk", "upload": upload_id, "file": index, "offset": offset}, [chunk])
+        self.message({"type": "end", "upload": upload_id})
+
+
 def upload_files(app: ClassifierApp, *files: tuple[str, bytes]) -> None:
-    """Upload ``(name, content)`` pairs by setting the FileUpload value, as the browser does."""
-    app.upload.value = tuple(
-        {
-            "name": name, "type": "application/octet-stream", "size": len(content),
-            "content": memoryview(content), "last_modified": datetime.now(timezone.utc),
-        }
-        for name, content in files
-    )
+    """Upload ``(name, content)`` pairs through the photo input, as the page does, and wait for the app."""
+    BrowserSide(app.photo_input).upload(list(files))
+    app.wait()
 
 
 def card_html(app: ClassifierApp) -> list[str]:
-    """The HTML of the result cards the app shows now, in order."""
-    return [card.children[0].value for card in app.results.children]
+    """The HTML of each card the app shows now, in order (name, photo, guesses; or the refusal)."""
+    return ["".join(part.value for part in card.children if isinstance(part, widgets.HTML))
+            for card in app.cards.children]
 
 
 def require_chromium() -> None:

@@ -37,7 +37,7 @@ def test_untrained_models_convert_cache_and_classify(untrained: Classifier, untr
     assert len(predictions) == 5
     assert sum(p.probability for p in predictions) <= 1.0 + 1e-5
     cached = list((untrained_keras_home / "models").glob(f"{untrained.model_name}.*.w-untrained.*"))
-    assert sorted(path.suffix for path in cached) == [".npz", ".tflite"]
+    assert sorted(path.suffix for path in cached) == [".json", ".npz", ".tflite"]  # manifest, head, network
 
 
 def test_untrained_models_explain_on_a_seven_by_seven_grid(untrained: Classifier) -> None:
@@ -82,10 +82,10 @@ def _head_reproduces_the_network(classifier: Classifier) -> None:
     the private forward pass.
     """
     picture = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
-    probabilities, features = classifier._forward(preprocess(Image.fromarray(picture), classifier.architecture)[None])
-    logits = classifier._head.logits(features[0].mean(axis=(0, 1)))
+    probabilities, features = classifier._forward(preprocess(Image.fromarray(picture), classifier.architecture))
+    logits = classifier._head.logits(features.mean(axis=(0, 1)))
     softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    np.testing.assert_allclose(softmax, probabilities[0], rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(softmax, probabilities, rtol=1e-3, atol=1e-7)
 
 
 def test_saved_head_has_each_architectures_layers(untrained: Classifier) -> None:

@@ -1,11 +1,18 @@
 """The app as a visitor meets it: Voilà serving the notebook, driven in headless Chromium.
 
+Every way in is used for real: the upload button (the file chooser), dropping
+photos on the drop area, pasting an image, the example buttons, the heatmap,
+the number of guesses, another model and the CSV.  Uploads over the limits must
+be refused in the browser, before a byte is sent, and the page must work on a
+phone-sized screen.
+
 Needs Debian's ``chromium`` (``apt-get install -y chromium``).  Without it the
 tests are skipped on a developer's machine, loudly, and fail in CI.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
@@ -22,6 +29,7 @@ from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, ROOT, serve_voila
 from tests.conftest import require_chromium
 
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
+READY = "Ready: upload photos or try an example."
 
 require_chromium()
 
@@ -40,7 +48,7 @@ def browser_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models = tmp_path_factory.mktemp("browser-keras-home") / "models"
     models.mkdir()
     converted = converted_model()
-    for source in (converted.network, converted.head, keras_home() / "models" / WEIGHTS_FILE):
+    for source in (converted.network, converted.head, converted.manifest, keras_home() / "models" / WEIGHTS_FILE):
         shutil.copy(source, models / source.name)
     keras.applications.MobileNet(weights=None).save(models / architecture("MobileNet").weights_file)
     return models.parent
@@ -52,18 +60,35 @@ def app_url(browser_keras_home: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def page(app_url: str) -> Iterator[Page]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 1500})
-        dialogs: list[str] = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(app_url)
-        expect(page.get_by_text("Ready: upload photos or try an example.")).to_be_visible(timeout=120_000)
-        yield page
-        assert dialogs == [], f"a script ran in the page: {dialogs}"
+        yield browser
         browser.close()
+
+
+def _open(chromium: object, url: str, **context: object) -> Iterator[Page]:
+    browser_context = chromium.new_context(**context)  # type: ignore[attr-defined]
+    page = browser_context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(url)
+    expect(page.get_by_text(READY)).to_be_visible(timeout=120_000)
+    yield page
+    assert dialogs == [], f"a script ran in the page: {dialogs}"
+    browser_context.close()
+
+
+@pytest.fixture
+def page(chromium: object, app_url: str) -> Iterator[Page]:
+    yield from _open(chromium, app_url, viewport={"width": 1100, "height": 1500})
+
+
+@pytest.fixture
+def phone(chromium: object, app_url: str) -> Iterator[Page]:
+    yield from _open(chromium, app_url, viewport={"width": 390, "height": 844}, is_mobile=True,
+                     has_touch=True, device_scale_factor=3)
 
 
 def _upload(page: Page, files: list[Path] | list[dict]) -> None:
@@ -72,10 +97,33 @@ def _upload(page: Page, files: list[Path] | list[dict]) -> None:
     chooser.value.set_files(files)
 
 
+def _hand_over(page: Page, event: str, name: str, data: bytes, mime: str) -> None:
+    """Drop a file on the drop area, or paste it into the page, as the browser would deliver it."""
+    page.evaluate(
+        """([event, name, data, mime]) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: mime}));
+            if (event === "drop") {
+                document.querySelector(".mn-drop").dispatchEvent(
+                    new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+            } else {
+                document.body.dispatchEvent(
+                    new ClipboardEvent("paste", {clipboardData: transfer, bubbles: true, cancelable: true}));
+            }
+        }""",
+        [event, name, base64.b64encode(data).decode("ascii"), mime],
+    )
+
+
 def _assert_no_code_or_traceback(page: Page) -> None:
     text = page.locator("body").inner_text()
     for leak in ("Traceback", "build_app", "import ", "Error:"):
         assert leak not in text, f"{leak!r} is visible on the page"
+
+
+def _first_guess(page: Page) -> object:
+    return page.locator(".mn-card .mn-predictions li").first
 
 
 def test_visitor_uploads_two_photos_and_reads_the_results(
@@ -89,17 +137,29 @@ def test_visitor_uploads_two_photos_and_reads_the_results(
     expect(cards.nth(0)).to_contain_text("grace_hopper.jpg")
     expect(cards.nth(0).locator(".mn-predictions li").first).to_contain_text("military uniform")
     expect(cards.nth(1)).to_contain_text("chelsea.png")
-    expect(cards.nth(1).locator(".mn-predictions li").first).to_contain_text(
-        re.compile("cat|Egyptian Mau")
-    )
-    for chart in cards.locator("img.mn-chart").all() + cards.locator("img.mn-photo").all():
-        assert chart.evaluate("image => image.complete && image.naturalWidth > 0")
+    expect(cards.nth(1).locator(".mn-predictions li").first).to_contain_text(re.compile("cat|Egyptian Mau"))
+    # Each card: its photo, and the chart shown by an Output widget, as a notebook shows a figure.
+    for card in (cards.nth(0), cards.nth(1)):
+        images = card.locator("img.mn-photo, .jp-OutputArea-output img")
+        expect(images).to_have_count(2)
+        for image in images.all():
+            assert image.evaluate("image => image.complete && image.naturalWidth > 0")
     _assert_no_code_or_traceback(page)
 
     page.screenshot(path=tmp_path / "app.png", full_page=True)
     if os.environ.get("UPDATE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(tmp_path / "app.png", SCREENSHOT)
+
+
+def test_photos_can_be_dropped_on_the_app_or_pasted(page: Page, photos: dict[str, Path]) -> None:
+    _hand_over(page, "drop", "dropped.jpg", photos["rocket"].read_bytes(), "image/jpeg")
+    expect(page.locator(".mn-card .mn-name")).to_have_text("dropped.jpg", timeout=60_000)
+    expect(_first_guess(page)).to_contain_text("missile")
+
+    _hand_over(page, "paste", "image.png", photos["coffee"].read_bytes(), "image/png")
+    expect(page.locator(".mn-card .mn-name")).to_have_text("image.png", timeout=60_000)
+    expect(_first_guess(page)).to_contain_text("espresso")
 
 
 def test_broken_file_and_hostile_name_show_as_plain_text(page: Page, photos: dict[str, Path]) -> None:
@@ -120,10 +180,61 @@ def test_example_button_works_after_a_failed_upload(page: Page) -> None:
     _upload(page, [{"name": "empty.png", "mimeType": "image/png", "buffer": b""}])
     expect(page.get_by_text("This file is empty.")).to_be_visible(timeout=60_000)
     page.get_by_role("button", name="Espresso").click()
-    expect(page.locator(".mn-card .mn-predictions li").first).to_contain_text("espresso", timeout=60_000)
+    expect(_first_guess(page)).to_contain_text("espresso", timeout=60_000)
 
 
-def test_visitor_explores_heatmap_csv_and_another_model(page: Page, tmp_path: Path) -> None:
+def _sent_bytes(page: Page) -> list[int]:
+    """A running total of what the page sends over its websockets (the kernel connection)."""
+    sent = [0]
+
+    def watch(socket: object) -> None:
+        socket.on("framesent", lambda payload: sent.__setitem__(0, sent[0] + len(payload)))  # type: ignore[attr-defined]
+
+    page.on("websocket", watch)
+    page.reload()  # so the kernel's websocket opens under watch
+    expect(page.get_by_text(READY)).to_be_visible(timeout=120_000)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [(3, "These files add up to 54.0 MB; one upload can carry 50 MB."), (101, "That is 101 files; one upload can hold 100.")],
+    ids=["54 MB", "101 files"],
+)
+def test_uploads_over_the_limits_are_refused_before_sending_and_the_button_keeps_working(
+    page: Page, photos: dict[str, Path], tmp_path: Path, files: int, message: str
+) -> None:
+    sent = _sent_bytes(page)
+    size = 18 * 2**20 if files == 3 else 1
+    chosen = []
+    for number in range(files):
+        path = tmp_path / f"photo{number}.jpg"
+        path.write_bytes(bytes(size))
+        chosen.append(path)
+    before = sent[0]
+    _upload(page, chosen)
+    expect(page.get_by_role("alert").filter(has_text=message)).to_be_visible(timeout=30_000)
+    assert sent[0] - before < 10_000, f"{sent[0] - before} bytes were sent for a refused upload"
+
+    _upload(page, [photos["coffee"]])
+    expect(_first_guess(page)).to_contain_text("espresso", timeout=60_000)
+
+
+def test_a_photo_over_the_per_photo_limit_is_held_back_and_explained(
+    page: Page, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    sent = _sent_bytes(page)
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(b"\xff\xd8" + bytes(21 * 2**20))
+    before = sent[0]
+    _upload(page, [huge, photos["coffee"]])
+    expect(page.get_by_text("Done: 1 photo classified, 1 could not be read.")).to_be_visible(timeout=60_000)
+    expect(page.locator(".mn-card").nth(0)).to_contain_text("This file is 21 MB; the limit is 20 MB per photo.")
+    expect(page.locator(".mn-card").nth(1)).to_contain_text("espresso")
+    assert sent[0] - before < 2 * photos["coffee"].stat().st_size  # the 21 MB never left the browser
+
+
+def test_visitor_explores_heatmap_guesses_csv_and_another_model(page: Page, tmp_path: Path) -> None:
     page.get_by_role("button", name="Grace Hopper").click()
     card = page.locator(".mn-card").first
     expect(card.locator(".mn-predictions li").first).to_contain_text("military uniform", timeout=60_000)
@@ -138,16 +249,36 @@ def test_visitor_explores_heatmap_csv_and_another_model(page: Page, tmp_path: Pa
     if os.environ.get("UPDATE_SCREENSHOT"):
         shutil.copy(tmp_path / "heatmap.png", SCREENSHOT.with_name("screenshot-heatmap.png"))
 
+    page.locator(".widget-dropdown", has_text="Guesses:").locator("select").select_option("2")
+    expect(card.locator(".mn-predictions li")).to_have_count(2, timeout=30_000)
+    expect(heatmap).to_be_visible()  # the heatmap stays on
+
     with page.expect_download() as download:
         page.get_by_role("link", name="Download results (CSV)").click()
     rows = list(csv.reader(io.StringIO(download.value.path().read_text(encoding="utf-8-sig"))))
     assert rows[0] == ["file name", "rank", "label", "probability", "model"]
     assert rows[1][:3] == ["grace_hopper.jpg", "1", "military uniform"] and rows[1][4] == "MobileNetV2"
-    assert len(rows) == 1 + 5
+    assert len(rows) == 1 + 2
 
-    page.locator("select").select_option("MobileNet")
+    page.locator(".widget-dropdown", has_text="Model:").locator("select").select_option("MobileNet")
     card = page.locator(".mn-card").first
     expect(card.locator(".mn-model")).to_have_text("Answered by MobileNet", timeout=180_000)
     expect(card.locator(".mn-name")).to_have_text("grace_hopper.jpg")
     expect(page.get_by_text("Done: 1 photo classified.")).to_be_visible()
     _assert_no_code_or_traceback(page)
+
+
+def test_on_a_phone_everything_is_tappable_and_nothing_is_wider_than_the_screen(phone: Page) -> None:
+    phone.get_by_role("button", name="Rocket").click()
+    expect(_first_guess(phone)).to_contain_text("missile", timeout=60_000)
+
+    controls = phone.locator(".mn-app button, .mn-app select, .mn-drop, .mn-download")
+    assert controls.count() >= 11  # upload, drop area, five examples, two drop-downs, CSV, heatmap
+    for control in controls.all():
+        if control.is_visible():
+            box = control.bounding_box()
+            assert box and box["height"] >= 44, f"{control.inner_text()!r} is {box and box['height']} px high"
+    width = phone.evaluate("() => window.innerWidth")
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= width
+    card = phone.locator(".mn-card").first.bounding_box()
+    assert card and card["x"] >= 0 and card["x"] + card["width"] <= width

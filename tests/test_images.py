@@ -149,6 +149,13 @@ def test_exif_orientation_is_applied(as_bytes: bool) -> None:
     _assert_colour(result.getpixel((10, 35)), BLUE, tolerance=8)
 
 
+def test_an_upright_picture_is_not_turned_again_when_read_again() -> None:
+    upright = load_image(_rotated_jpeg())
+
+    assert load_image(upright).size == upright.size == (20, 40)
+    assert upright.info == {}
+
+
 # --- modes -------------------------------------------------------------------
 
 

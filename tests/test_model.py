@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 from PIL import Image
 
 from classifier import Classifier, ImageError, Prediction
-from classifier.model import INPUT_SIZE, preprocess
+from classifier.model import preprocess
 from tests.conftest import encode
 
 KNOWN_ANSWERS = {
@@ -105,6 +107,27 @@ def test_batch_predictions_match_single_ones(classifier: Classifier, photos: dic
         assert from_batch[0].probability == pytest.approx(alone[0].probability, abs=1e-4)
 
 
+def test_prepared_picture_gives_the_same_answer_as_the_file(classifier: Classifier, photos: dict[str, Path]) -> None:
+    prepared = classifier.prepare(photos["grace_hopper"])
+
+    assert prepared.size == (classifier.input_size, classifier.input_size) and prepared.mode == "RGB"
+    assert classifier.classify(prepared) == classifier.classify(photos["grace_hopper"])
+
+
+def test_decoded_picture_is_drafted_for_the_model_and_upright(classifier: Classifier) -> None:
+    big = encode(Image.new("RGB", (4000, 3000), (200, 30, 30)), "JPEG")
+    assert classifier.decode(big).size == (500, 375)  # 1/8 scale keeps both sides >= 224
+
+
+def test_loading_the_model_prints_nothing_on_stderr(photos: dict[str, Path]) -> None:
+    # LiteRT's C++ logger writes to file descriptor 2, which a notebook shows as an error box.
+    code = "from classifier import Classifier; print(Classifier().classify(__import__('sys').argv[1])[0].label)"
+    result = subprocess.run([sys.executable, "-c", code, str(photos["coffee"])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "espresso"
+    assert result.stderr == ""
+
+
 def test_prediction_is_frozen_and_readable() -> None:
     prediction = Prediction("espresso", 0.756, 967)
     assert str(prediction) == "espresso: 75.6%"
@@ -116,7 +139,7 @@ def test_preprocess_scales_whole_picture_to_minus_one_one() -> None:
     picture = Image.new("RGB", (300, 100), (255, 0, 0))
     picture.paste((0, 0, 0), (0, 0, 150, 100))
     tensor = preprocess(picture)
-    assert tensor.shape == (INPUT_SIZE, INPUT_SIZE, 3) and tensor.dtype == np.float32
+    assert tensor.shape == (224, 224, 3) and tensor.dtype == np.float32
     assert tensor[0, 0].tolist() == [-1.0, -1.0, -1.0]
     assert tensor[-1, -1].tolist() == [1.0, -1.0, -1.0]
 

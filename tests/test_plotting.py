@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
 from matplotlib.figure import Figure
@@ -80,3 +82,26 @@ def test_rendering_leaves_the_figure_as_it_was() -> None:
     dpi = figure.dpi
     figure_to_png(figure, dpi=300)
     assert figure.dpi == dpi
+
+
+def test_figures_show_inline_in_a_notebook_without_pyplot() -> None:
+    # A fresh interpreter, as a new kernel: pyplot (and with it matplotlib's inline backend) never imported.
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from IPython.core.formatters import format_display_data\n"
+        "from PIL import Image\n"
+        "from classifier import Explanation, Prediction, plot_explanation, plot_predictions\n"
+        "chart = plot_predictions([Prediction('espresso', 0.8, 967)])\n"
+        "overlay = plot_explanation(Image.new('RGB', (64, 48)), Explanation([Prediction('espresso', 0.8, 967)], np.ones((7, 7))))\n"
+        "for figure in (chart, overlay):\n"
+        "    data, _metadata = format_display_data(figure)\n"
+        "    print(sorted(data), data['text/plain'])\n"
+        "print('matplotlib.pyplot' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    chart, overlay, pyplot = result.stdout.splitlines()
+    assert chart == "['image/png', 'text/plain'] <Figure size 360x52 with 1 Axes>"
+    assert overlay.startswith("['image/jpeg', 'text/plain'] <Figure size 360x")  # a photo: JPEG, not a huge PNG
+    assert pyplot == "False"

@@ -8,16 +8,15 @@ import sys
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from classifier.ui import MAX_UPLOAD_BYTES
+from classifier.photo_input import CHUNK_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
-TORNADO_MAX_BUFFER = 100 * 2**20
-"""Voilà's standalone server cannot receive a larger message, whatever the settings."""
+JUPYTER_DEFAULT_WEBSOCKET_LIMIT = 10 * 2**20
+"""Tornado's default ``websocket_max_message_size``, which Voilà and Jupyter Server keep."""
 
 
 def _pip_pins(environment_file: Path) -> dict[str, str]:
@@ -54,14 +53,14 @@ def _voila_settings() -> dict:
     return json.loads((ROOT / "voila.json").read_text())
 
 
+def _binder_settings() -> dict:
+    return json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())
+
+
 def test_voila_hides_code_and_tracebacks() -> None:
     configuration = _voila_settings()["VoilaConfiguration"]
     assert configuration["strip_sources"] is True
     assert configuration["show_tracebacks"] is False
-
-
-def _binder_settings() -> dict:
-    return json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())
 
 
 def test_links_cannot_choose_theme_or_template_and_both_servers_send_one_policy() -> None:
@@ -69,34 +68,22 @@ def test_links_cannot_choose_theme_or_template_and_both_servers_send_one_policy(
     assert configuration["allow_theme_override"] == configuration["allow_template_override"] == "NO"
     voila_policy = _voila_settings()["Voila"]["tornado_settings"]["headers"]["Content-Security-Policy"]
     binder_policy = _binder_settings()["ServerApp"]["tornado_settings"]["headers"]["Content-Security-Policy"]
-    assert voila_policy == binder_policy
+    # JupyterLab, which Binder also serves, compiles its settings schemas at run time.
+    scripts = "script-src 'self' 'unsafe-inline'"
+    assert binder_policy == voila_policy.replace(scripts, scripts + " 'unsafe-eval'")
     assert "default-src 'self'" in voila_policy and "connect-src 'self'" in voila_policy
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [
-        _voila_settings()["Voila"]["tornado_settings"],
-        json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())["ServerApp"]["tornado_settings"],
-    ],
-    ids=["voila.json", "binder"],
-)
-def test_websocket_limit_fits_the_upload_limit_the_ui_states(settings: dict) -> None:
-    limit = settings["websocket_max_message_size"]
-    # An upload travels as one message: the files plus a little JSON around them.
-    assert MAX_UPLOAD_BYTES + 2**20 <= limit < TORNADO_MAX_BUFFER
+@pytest.mark.parametrize("settings", [_voila_settings()["Voila"], _binder_settings()["ServerApp"]], ids=["voila", "binder"])
+def test_uploads_fit_the_servers_default_websocket_limit(settings: dict) -> None:
+    # Photos travel in chunks of CHUNK_BYTES, one message each, so no server needs a larger limit.
+    assert "websocket_max_message_size" not in settings["tornado_settings"]
+    assert CHUNK_BYTES + 2**20 <= JUPYTER_DEFAULT_WEBSOCKET_LIMIT
 
 
 def test_idle_kernels_are_culled() -> None:
-    for settings in (_voila_settings(), json.loads((ROOT / "binder" / "jupyter_server_config.json").read_text())):
+    for settings in (_voila_settings(), _binder_settings()):
         assert 0 < settings["MappingKernelManager"]["cull_idle_timeout"] <= 3600
-
-
-def test_notebook_is_thin_and_builds_the_app() -> None:
-    notebook = nbformat.read(ROOT / "notebooks" / "app.ipynb", as_version=4)
-    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-    assert code == ["from classifier.ui import build_app\n\nbuild_app()"]
-    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
 
 
 def test_readme_badges_open_the_voila_app_and_jupyterlab() -> None:

@@ -1,4 +1,4 @@
-"""Tests for classifier/ui.py, driven from Python by setting widget values."""
+"""Tests for classifier/ui.py, driven from Python by setting widget values and sending upload messages."""
 
 from __future__ import annotations
 
@@ -7,24 +7,34 @@ import csv
 import io
 import re
 import sys
+import threading
+import time
 from pathlib import Path
 
+import ipywidgets as widgets
 import pytest
 from PIL import Image
 
 from classifier import Classifier, ModelUnavailableError
-from classifier import ui
-from classifier.ui import ClassifierApp, build_app
-from tests.conftest import card_html, encode, upload_files
+from classifier.conversion import ProgressCallback
+from classifier.session import MAX_FILES, MAX_UPLOAD_BYTES, TOP_K, Session
+from classifier.ui import Card, ClassifierApp, RefusalCard, build_app
+from tests.conftest import BrowserSide, card_html, encode, upload_files
 
 
 def _text(card: str) -> str:
     return re.sub(r"<[^>]+>", " ", card)
 
 
+def _cards(app: ClassifierApp) -> list[Card | RefusalCard]:
+    return list(app.cards.children)
+
+
 @pytest.fixture
 def app(classifier: Classifier) -> ClassifierApp:
-    return build_app(classifier)
+    built = build_app(classifier)
+    built.wait()
+    return built
 
 
 def test_upload_shows_one_card_per_photo_with_predictions_as_text(app: ClassifierApp, photos: dict[str, Path]) -> None:
@@ -32,19 +42,24 @@ def test_upload_shows_one_card_per_photo_with_predictions_as_text(app: Classifie
     hopper, cup = card_html(app)
     assert "hopper.jpg" in hopper and "Most likely <b>military uniform</b>" in hopper
     assert "cup.png" in cup and "espresso" in _text(cup)
-    assert len(re.findall(r"<li>", hopper)) == ui.TOP_K
+    assert len(re.findall(r"<li>", hopper)) == TOP_K
     assert app.status.value.count("Done: 2 photos classified.") == 1
 
 
-def test_card_shows_a_reencoded_downscaled_photo_and_a_chart(app: ClassifierApp, photos: dict[str, Path]) -> None:
+def test_card_shows_a_reencoded_downscaled_photo_and_a_matplotlib_chart_in_an_output(
+    app: ClassifierApp, photos: dict[str, Path]
+) -> None:
     big = Image.open(photos["rocket"]).resize((2400, 1600))
     upload_files(app, ("big.png", encode(big, "PNG")))
-    (card,) = card_html(app)
-    photo_uri, chart_uri = re.findall(r"src='data:image/(?:jpeg|png);base64,([^']+)'", card)
+    (card,) = _cards(app)
+    photo_uri = re.search(r"src='data:image/jpeg;base64,([^']+)'", card.photo.value).group(1)
     photo = Image.open(io.BytesIO(base64.b64decode(photo_uri)))
-    chart = Image.open(io.BytesIO(base64.b64decode(chart_uri)))
     assert photo.format == "JPEG" and max(photo.size) <= 480
-    assert chart.format == "PNG"
+    assert isinstance(card.chart, widgets.Output)
+    (output,) = card.chart.outputs
+    assert output["output_type"] == "display_data"
+    chart = Image.open(io.BytesIO(base64.b64decode(output["data"]["image/png"])))
+    assert chart.format == "PNG" and chart.width == 576  # 3.6 inches at 160 dpi
 
 
 def test_broken_file_gets_its_own_message_and_the_others_still_work(
@@ -55,7 +70,7 @@ def test_broken_file_gets_its_own_message_and_the_others_still_work(
     upload_files(app, *files)
     cards = card_html(app)
     assert len(cards) == 10
-    assert "mn-card-error" in cards[4] and "not an image this app can read" in cards[4]
+    assert isinstance(_cards(app)[4], RefusalCard) and "not an image this app can read" in cards[4]
     assert all("tripod" in card for i, card in enumerate(cards) if i != 4)
     assert "9 photos classified, 1 could not be read" in app.status.value
 
@@ -65,20 +80,20 @@ def test_new_upload_replaces_results_and_same_file_twice_works(app: ClassifierAp
     assert len(card_html(app)) == 2
     for _ in range(2):
         upload_files(app, ("cam.png", photos["camera"].read_bytes()))
-        assert app.upload.value == ()
         (card,) = card_html(app)
         assert "tripod" in card
 
 
 def test_example_button_classifies_a_bundled_photo(app: ClassifierApp) -> None:
-    button = next(b for b in app.example_buttons if b.description == "Grace Hopper")
-    button.click()
+    next(b for b in app.example_buttons if b.description == "Grace Hopper").click()
+    app.wait()
     (card,) = card_html(app)
     assert "military uniform" in card and "grace_hopper.jpg" in card
 
 
 def test_low_confidence_is_called_unsure(app: ClassifierApp) -> None:
     next(b for b in app.example_buttons if b.description == "Astronaut").click()
+    app.wait()
     (card,) = card_html(app)
     assert "The model is unsure about this one" in card
 
@@ -88,7 +103,7 @@ def test_file_names_are_shown_as_literal_truncated_text(app: ClassifierApp, phot
     upload_files(app, (hostile, photos["camera"].read_bytes()), ("x" * 10_000 + ".jpg", b"not an image"))
     hostile_card, long_card = card_html(app)
     assert "<img src=x" not in hostile_card and "&lt;img src=x onerror=alert(1)&gt;.jpg" in hostile_card
-    assert "x" * 10_000 not in long_card and "…" in long_card
+    assert "x" * 1000 not in long_card and "…" in long_card
 
 
 def test_unexpected_failure_shows_a_plain_message_and_the_app_recovers(
@@ -101,21 +116,18 @@ def test_unexpected_failure_shows_a_plain_message_and_the_app_recovers(
     upload_files(app, ("cam.png", photos["camera"].read_bytes()))
     assert "Something went wrong" in app.status.value
     assert "internal detail" not in app.status.value and "Traceback" not in app.status.value
-    assert not app.upload.disabled
+    assert not app.photo_input.disabled
 
     monkeypatch.undo()
     upload_files(app, ("cam.png", photos["camera"].read_bytes()))
     assert "tripod" in card_html(app)[0]
 
 
-def _wait_for_model(app: ClassifierApp) -> None:
-    app.ready.exception(timeout=120)  # raises TimeoutError if loading hangs
-
-
 def test_app_loads_the_model_in_the_background_and_then_accepts_uploads(photos: dict[str, Path]) -> None:
     app = build_app()
-    _wait_for_model(app)
-    assert "Ready" in app.status.value and not app.upload.disabled
+    assert app.photo_input.disabled  # until the model is there
+    app.wait()
+    assert "Ready" in app.status.value and not app.photo_input.disabled
     upload_files(app, ("cam.png", photos["camera"].read_bytes()))
     assert "tripod" in card_html(app)[0]
 
@@ -123,19 +135,23 @@ def test_app_loads_the_model_in_the_background_and_then_accepts_uploads(photos: 
 def test_unavailable_model_is_explained_and_uploads_stay_off() -> None:
     message = "The MobileNetV2 weights are not on this machine. Put the file in /somewhere."
 
-    def unavailable(model: str, on_progress: object) -> Classifier:
+    def unavailable(model: str, on_progress: ProgressCallback) -> Classifier:
         raise ModelUnavailableError(message)
 
     app = build_app(load_classifier=unavailable)
-    _wait_for_model(app)
+    app.wait()
     assert message in app.status.value and "role='alert'" in app.status.value
-    assert app.upload.disabled and all(button.disabled for button in app.example_buttons)
+    assert app.photo_input.disabled and app.model_choice.disabled
+    assert all(button.disabled for button in app.example_buttons)
 
 
 def test_hint_states_the_limits_that_apply(app: ClassifierApp) -> None:
     hint = next(child.value for child in app.widget.children if "class='mn-hint'" in getattr(child, "value", ""))
-    assert "up to 20 MB each and 50 MB per upload" in hint
-    assert ui.MAX_UPLOAD_BYTES == 50 * 2**20
+    assert "up to 20 MB each, 100 photos and 50 MB per upload" in hint
+    assert (MAX_FILES, MAX_UPLOAD_BYTES) == (100, 50 * 2**20)
+    assert app.photo_input.limits == {
+        "max_files": 100, "max_file_bytes": 20 * 2**20, "max_total_bytes": 50 * 2**20, "chunk_bytes": 4 * 2**20,
+    }
 
 
 def test_a_hundred_uploads_keep_the_widget_count_flat(app: ClassifierApp, photos: dict[str, Path]) -> None:
@@ -187,10 +203,10 @@ def test_uploads_are_never_written_to_disk(app: ClassifierApp, photos: dict[str,
     assert _WRITES == []
 
 
-def _untrained_loader(calls: list[str]) -> ui.ClassifierLoader:
+def _untrained_loader(calls: list[str]):  # type: ignore[no-untyped-def]
     """Real classifiers; only MobileNetV2 has offline weights, so the others run untrained."""
 
-    def load(model: str, on_progress: ui.ProgressCallback) -> Classifier:
+    def load(model: str, on_progress: ProgressCallback) -> Classifier:
         calls.append(model)
         weights = "imagenet" if model == "MobileNetV2" else None
         return Classifier(model=model, weights=weights, on_progress=on_progress)
@@ -213,13 +229,15 @@ def test_switching_model_keeps_the_photos_and_reclassifies_them(
     calls: list[str] = []
     app = build_app(classifier, load_classifier=_untrained_loader(calls))
     upload_files(app, *_two_photos(photos), ("notes.txt", b"not a photo"))
-    app.model.value = "MobileNet"
+    app.model_choice.value = "MobileNet"
+    app.wait()
     cards = card_html(app)
     assert [re.search(r"class='mn-name'[^>]*>([^<]+)<", card).group(1) for card in cards] == [
         "hopper.jpg", "cup.png", "notes.txt",
     ]
     assert all("Answered by MobileNet<" in card for card in cards[:2]) and "mn-card-error" in cards[2]
-    app.model.value = "MobileNetV2"
+    app.model_choice.value = "MobileNetV2"
+    app.wait()
     assert "military uniform" in card_html(app)[0] and "Answered by MobileNetV2" in card_html(app)[0]
     assert calls == ["MobileNet"]  # MobileNetV2 was given; each model is built once
 
@@ -227,18 +245,19 @@ def test_switching_model_keeps_the_photos_and_reclassifies_them(
 def test_a_model_that_cannot_load_is_explained_and_the_previous_one_stays(
     classifier: Classifier, photos: dict[str, Path]
 ) -> None:
-    def offline(model: str, on_progress: ui.ProgressCallback) -> Classifier:
+    def offline(model: str, on_progress: ProgressCallback) -> Classifier:
         raise ModelUnavailableError(f"The {model} weights are not on this machine.")
 
     app = build_app(classifier, load_classifier=offline)
     upload_files(app, *_two_photos(photos))
-    app.model.value = "MobileNetV3Small"
+    app.model_choice.value = "MobileNetV3Small"
+    app.wait()
     assert "The MobileNetV3Small weights are not on this machine." in app.status.value
-    assert app.model.value == "MobileNetV2" and not app.model.disabled
+    assert app.model_choice.value == "MobileNetV2" and not app.model_choice.disabled
     assert "Answered by MobileNetV2" in card_html(app)[0]
 
 
-def test_top_k_changes_the_cards_without_running_the_model(
+def test_guesses_change_only_the_text_and_chart_without_running_the_model(
     app: ClassifierApp, classifier: Classifier, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload_files(app, *_two_photos(photos))
@@ -247,31 +266,41 @@ def test_top_k_changes_the_cards_without_running_the_model(
         raise AssertionError("the model ran again")
 
     monkeypatch.setattr(classifier, "explain_batch", no_model)
-    app.results.children[1].children[1].value = True  # a heatmap, which must stay on
+    first, second = _cards(app)
+    second.heatmap.value = True  # a heatmap, which must stay on
+    app.wait()
+    photos_before = [first.photo.value, second.photo.value]
     for top_k in (1, 10, 3):
-        app.top_k.value = top_k
-        assert all(card.count("<li>") == top_k for card in card_html(app))
-    assert "Most likely <b>military uniform</b>" in card_html(app)[0]
-    assert "mn-heatmap" not in card_html(app)[0] and "mn-heatmap" in card_html(app)[1]
+        charts_before = [first.chart.outputs, second.chart.outputs]
+        app.guesses.value = top_k
+        app.wait()
+        assert [card.guesses.value.count("<li>") for card in (first, second)] == [top_k, top_k]
+        assert [first.chart.outputs, second.chart.outputs] != charts_before
+        assert [first.photo.value, second.photo.value] == photos_before
+    assert "Most likely <b>military uniform</b>" in first.guesses.value
+    assert "mn-heatmap" not in first.photo.value and "mn-heatmap" in second.photo.value
 
 
-def test_heatmap_toggle_swaps_the_photo_for_the_overlay(app: ClassifierApp, photos: dict[str, Path]) -> None:
+def test_heatmap_toggle_changes_only_the_photo(app: ClassifierApp, photos: dict[str, Path]) -> None:
     upload_files(app, *_two_photos(photos))
-    card = app.results.children[0]
-    body, toggle = card.children
-    photo_before = re.search(r"class='mn-photo'[^>]*src='([^']+)'", body.value).group(1)
-    toggle.value = True
-    overlay = re.search(r"class='mn-photo mn-heatmap'[^>]*src='([^']+)'", body.value)
-    assert overlay and overlay.group(1) != photo_before
-    assert toggle.description == "Hide heatmap" and "coloured where the model saw military uniform" in body.value
-    toggle.value = False
-    assert photo_before in body.value and "mn-heatmap" not in body.value
+    card = _cards(app)[0]
+    photo_before, guesses_before, chart_before = card.photo.value, card.guesses.value, card.chart.outputs
+    card.heatmap.value = True
+    app.wait()
+    overlay = re.search(r"class='mn-photo mn-heatmap'[^>]*src='([^']+)'", card.photo.value)
+    assert overlay and overlay.group(1) not in photo_before
+    assert card.heatmap.description == "Hide heatmap" and "coloured where the model saw military uniform" in card.photo.value
+    assert (card.guesses.value, card.chart.outputs) == (guesses_before, chart_before)
+    card.heatmap.value = False
+    app.wait()
+    assert card.photo.value == photo_before
 
 
 def test_download_link_holds_the_current_results_as_csv(app: ClassifierApp, photos: dict[str, Path]) -> None:
     assert app.download.value == ""
     upload_files(app, *_two_photos(photos), ("=cmd.png", b"not a photo"))
-    app.top_k.value = 2
+    app.guesses.value = 2
+    app.wait()
     link = re.search(r"download='photo-predictions.csv' href='data:text/csv;charset=utf-8;base64,([^']+)'", app.download.value)
     data = base64.b64decode(link.group(1))
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark, for spreadsheets
@@ -282,9 +311,88 @@ def test_download_link_holds_the_current_results_as_csv(app: ClassifierApp, phot
     assert {row[4] for row in rows[1:]} == {"MobileNetV2"}
 
 
-def test_an_upload_over_the_stated_total_is_refused_plainly(app: ClassifierApp, photos: dict[str, Path]) -> None:
+@pytest.mark.parametrize("how", ["refused in the browser", "announced by a script"])
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([("p.jpg", 10)] * (MAX_FILES + 1), "That is 101 files; one upload can hold 100."),
+        ([("one.jpg", 19 * 2**20), ("two.jpg", 19 * 2**20), ("three.jpg", 19 * 2**20)],
+         "These files add up to 57.0 MB; one upload can carry 50 MB."),
+    ],
+    ids=["too many files", "too many bytes"],
+)
+def test_an_upload_over_the_limits_is_refused_plainly_and_the_input_keeps_working(
+    app: ClassifierApp, photos: dict[str, Path], how: str, files: list[tuple[str, int]], message: str
+) -> None:
     upload_files(app, ("cam.png", photos["camera"].read_bytes()))
-    big = bytes(ui.MAX_UPLOAD_BYTES // 2 + 1)
-    upload_files(app, ("one.jpg", big), ("two.jpg", big))
-    assert "These files add up to 50.0 MB; one upload can carry 50 MB." in app.status.value
-    assert "tripod" in card_html(app)[0] and app.upload.value == ()
+    browser = BrowserSide(app.photo_input)
+    if how == "refused in the browser":
+        browser.message({"type": "refused", "files": len(files), "bytes": sum(size for _name, size in files)})
+    else:
+        browser.message({"type": "begin", "upload": "big",
+                         "files": [{"name": name, "size": size} for name, size in files]})
+        assert browser.replies[-1] == {"type": "abort", "upload": "big"}
+    app.wait()
+    assert message in app.status.value and "role='alert'" in app.status.value
+    assert "tripod" in card_html(app)[0] and not app.photo_input.disabled
+    upload_files(app, ("cup.png", photos["coffee"].read_bytes()))
+    assert "espresso" in card_html(app)[0]
+
+
+def test_a_photo_over_the_limit_is_held_back_and_refused_on_its_own_card(
+    app: ClassifierApp, photos: dict[str, Path]
+) -> None:
+    upload_files(app, ("cup.png", photos["coffee"].read_bytes()), ("huge.jpg", b"\xff\xd8" + bytes(21 * 2**20)))
+    cup, huge = card_html(app)
+    assert "espresso" in cup
+    assert "This file is 21 MB; the limit is 20 MB per photo." in huge
+
+
+def test_a_slow_conversion_blocks_neither_the_kernel_nor_unrelated_controls(
+    classifier: Classifier, photos: dict[str, Path]
+) -> None:
+    converting = threading.Event()
+    finish = threading.Event()
+
+    def slow(model: str, on_progress: ProgressCallback) -> Classifier:
+        converting.set()
+        on_progress("Converting the model for fast inference…", 0.5)
+        assert finish.wait(timeout=60)
+        return Classifier(model=model, weights=None)
+
+    app = build_app(classifier, load_classifier=slow)
+    upload_files(app, *_two_photos(photos))
+    started = time.monotonic()
+    app.model_choice.value = "MobileNet"  # the event handler returns at once...
+    assert time.monotonic() - started < 1
+    assert converting.wait(timeout=30)
+    assert "Converting the model" in app.status.value and app.photo_input.disabled
+
+    card = _cards(app)[0]
+    app.guesses.value = 2  # ...and guesses and heatmaps still answer during the conversion
+    card.heatmap.value = True
+    deadline = time.monotonic() + 30
+    while ("mn-heatmap" not in card.photo.value or card.guesses.value.count("<li>") != 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "mn-heatmap" in card.photo.value and card.guesses.value.count("<li>") == 2
+
+    finish.set()
+    app.wait()
+    assert all("Answered by MobileNet<" in card for card in card_html(app))
+    assert not app.photo_input.disabled
+
+
+def test_the_connection_lost_notice_says_what_to_do_in_voila_and_in_a_notebook(app: ClassifierApp) -> None:
+    notice = next(child for child in app.widget.children if "mn-connection-lost" in child._dom_classes)
+    assert "Please reload the page." in notice.value and "Run the cell again" in notice.value
+    style = app.widget.children[0].value
+    assert "body[data-voila] .mn-connection-lost .mn-in-notebook" in style
+
+
+def test_the_app_shows_a_session_built_elsewhere(classifier: Classifier, photos: dict[str, Path]) -> None:
+    session = Session(classifier)
+    session.classify([("cup.png", photos["coffee"].read_bytes())])
+    app = ClassifierApp(session)
+    app.wait()
+    assert app.session is session and app.guesses.value == session.top_k
+    assert "espresso" in card_html(app)[0] and "Done: 1 photo classified." in app.status.value
