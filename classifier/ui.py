@@ -109,25 +109,29 @@ class Card(widgets.VBox):
 
     def __init__(self, result: Result, top_k: int) -> None:
         self.result = result
+        self._charts: dict[int, dict[str, Any]] = {}
+        # Every part is created with its final state: a card costs its creation messages and no
+        # updates (Jupyter Server drops messages past 1000 a second; see voila.json).
         self.photo = widgets.HTML(_photo_html(result, heatmap=False))
-        self.guesses = widgets.HTML()
-        self.chart = widgets.Output()
+        self.guesses = widgets.HTML(_guesses_html(result, top_k))
+        self.chart = widgets.Output(outputs=(self._chart(top_k),))
         self.heatmap = widgets.ToggleButton(
             description="Show heatmap", tooltip="Colour the places that made the model choose its first guess"
         )
-        self._charts: dict[int, dict[str, Any]] = {}
         super().__init__(
             [widgets.HTML(_name_html(result.name)), self.photo, self.guesses, self.chart, self.heatmap],
             _dom_classes=("mn-card",),
         )
-        self.show_top_k(top_k)
 
     def show_top_k(self, top_k: int) -> None:
         """Show ``top_k`` guesses, as text and as a chart; the photo is left alone."""
         self.guesses.value = _guesses_html(self.result, top_k)
+        self.chart.outputs = (self._chart(top_k),)
+
+    def _chart(self, top_k: int) -> dict[str, Any]:
         if top_k not in self._charts:
             self._charts[top_k] = _display_data(plot_predictions(self.result.predictions(top_k)))
-        self.chart.outputs = (self._charts[top_k],)
+        return self._charts[top_k]
 
     def show_heatmap(self, shown: bool) -> None:
         """Show the photo with its heatmap, or without; nothing else changes."""
@@ -396,6 +400,8 @@ class ClassifierApp:
             self._show_progress(done / total)
 
     def _show_progress(self, fraction: float) -> None:
+        if abs(fraction - self.progress.value) < 0.02 and fraction < 1:
+            return  # steps a person cannot see would only add messages
         self.progress.value = fraction
         self.progress.layout.visibility = "visible"
 

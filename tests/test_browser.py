@@ -282,3 +282,14 @@ def test_on_a_phone_everything_is_tappable_and_nothing_is_wider_than_the_screen(
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= width
     card = phone.locator(".mn-card").first.bounding_box()
     assert card and card["x"] >= 0 and card["x"] + card["width"] <= width
+
+
+def test_a_full_upload_of_broken_files_leaves_the_app_responsive(page: Page, photos: dict[str, Path]) -> None:
+    # 600 such files once froze the page for minutes; an upload now holds at most 100.
+    _upload(page, [{"name": f"broken{n}.jpg", "mimeType": "image/jpeg", "buffer": b"x"} for n in range(100)])
+    expect(page.get_by_text("Done: 0 photos classified, 100 could not be read.")).to_be_visible(timeout=60_000)
+    expect(page.locator(".mn-card")).to_have_count(100)
+
+    _upload(page, [photos["coffee"]])
+    expect(page.locator(".mn-card")).to_have_count(1, timeout=30_000)
+    expect(_first_guess(page)).to_contain_text("espresso", timeout=30_000)

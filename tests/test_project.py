@@ -81,6 +81,12 @@ def test_uploads_fit_the_servers_default_websocket_limit(settings: dict) -> None
     assert CHUNK_BYTES + 2**20 <= JUPYTER_DEFAULT_WEBSOCKET_LIMIT
 
 
+def test_voila_never_drops_the_apps_widget_messages() -> None:
+    # Jupyter Server silently drops kernel messages past 1000 a second; visitors run no code of
+    # their own, so every message is the app's, and a dropped one left the page stuck on "Working…".
+    assert _voila_settings()["ZMQChannelsWebsocketConnection"]["limit_rate"] is False
+
+
 def test_idle_kernels_are_culled() -> None:
     for settings in (_voila_settings(), _binder_settings()):
         assert 0 < settings["MappingKernelManager"]["cull_idle_timeout"] <= 3600

@@ -382,6 +382,27 @@ def test_a_slow_conversion_blocks_neither_the_kernel_nor_unrelated_controls(
     assert not app.photo_input.disabled
 
 
+def test_cards_are_sent_whole_when_created(app: ClassifierApp, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jupyter Server drops messages past a rate; 100 cards must cost their creation, not a stream of updates.
+    updates: list[str] = []
+    original = widgets.Widget.send_state
+
+    def counted(widget: widgets.Widget, key: object = None) -> None:
+        updates.append(type(widget).__name__)
+        original(widget, key)
+
+    monkeypatch.setattr(widgets.Widget, "send_state", counted)
+    counts = []
+    for files in (4, 60):
+        updates.clear()
+        upload_files(app, *[(f"p{n}.png", photos["camera"].read_bytes()) for n in range(files - 1)], ("bad.txt", b"no"))
+        assert len(_cards(app)) == files
+        counts.append((updates.count("FloatProgress"), len(updates) - updates.count("FloatProgress")))
+    (few_progress, few_others), (many_progress, many_others) = counts
+    assert many_others == few_others  # status, controls, list of cards, CSV link: the same for 4 or 60 cards
+    assert many_progress <= 52  # the bar moves in steps of at least 2%
+
+
 def test_the_connection_lost_notice_says_what_to_do_in_voila_and_in_a_notebook(app: ClassifierApp) -> None:
     notice = next(child for child in app.widget.children if "mn-connection-lost" in child._dom_classes)
     assert "Please reload the page." in notice.value and "Run the cell again" in notice.value
