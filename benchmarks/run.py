@@ -45,7 +45,7 @@ from classifier import Classifier, Prediction, figure_to_png, plot_predictions
 from classifier.conversion import converted_model
 from classifier.testing import offline_keras_home
 from classifier.labels import imagenet_labels
-from classifier.model import INPUT_SIZE, decode_for_model, preprocess
+from classifier.model import preprocess
 
 REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT: Final[Path] = REPO_ROOT / "benchmarks" / "results" / "latest.json"
@@ -270,7 +270,7 @@ def seed_pipeline() -> Callable[[bytes], bytes]:
 
     def run(data: bytes) -> bytes:
         picture = Image.open(io.BytesIO(data)).convert("RGB")
-        pixels = np.asarray(picture.resize((INPUT_SIZE, INPUT_SIZE)), dtype=np.float32)
+        pixels = np.asarray(picture.resize((224, 224)), dtype=np.float32)  # MobileNetV2's input
         probabilities = model.predict(preprocess_input(pixels[np.newaxis]), verbose=0)[0]
         best = np.argsort(probabilities)[::-1][:TOP_K][::-1]
         plt.figure(figsize=(16, 10))
@@ -332,10 +332,10 @@ def measure_photo(classifier: Classifier, photo: bytes, repeats: Repeats) -> lis
     ]
 
 
-def measure_splits(photo: bytes, repeats: Repeats) -> list[Row]:
+def measure_splits(classifier: Classifier, photo: bytes, repeats: Repeats) -> list[Row]:
     """Time the steps of ``classify`` before the model: decoding and preprocessing (2a, 2b)."""
-    picture = decode_for_model(photo)
-    decode_ms = repeated(lambda: decode_for_model(photo), repeats.splits)
+    picture = classifier.decode(photo)
+    decode_ms = repeated(lambda: classifier.decode(photo), repeats.splits)
     preprocess_ms = repeated(lambda: preprocess(picture), repeats.splits)
     return [
         Row("project_load_image_ms", "  2a load_image (decode)", "ms", decode_ms),
@@ -346,11 +346,11 @@ def measure_splits(photo: bytes, repeats: Repeats) -> list[Row]:
 def measure_forward(classifier: Classifier, photo: bytes, repeats: Repeats) -> list[Row]:
     """Time the forward pass inside ``classify`` against a bare LiteRT ``invoke`` (3)."""
     bare = bare_litert()
-    batch = preprocess(decode_for_model(photo))[np.newaxis]
-    if not np.allclose(classifier._forward(batch)[0], bare(batch), atol=1e-5):
+    picture = preprocess(classifier.decode(photo))
+    if not np.allclose(classifier._forward(picture)[0], bare(picture[np.newaxis])[0], atol=1e-5):
         raise RuntimeError("The bare interpreter computes something else than Classifier; comparison void.")
     project_ms, bare_ms = interleaved(
-        lambda: classifier._forward(batch), lambda: bare(batch), repeats.forward_pairs
+        lambda: classifier._forward(picture), lambda: bare(picture[np.newaxis]), repeats.forward_pairs
     )
     return [
         Row("forward_classify_ms", "3 forward inside classify", "ms", project_ms),
@@ -457,7 +457,7 @@ def run_all(keras_home: Path, repeats: Repeats) -> tuple[list[Row], dict[str, ob
     classifier = Classifier(num_threads=NUM_THREADS)
     progress("1, 2: seed pipeline vs this project (loads Keras first)")
     rows = measure_photo(classifier, photo, repeats)
-    rows += measure_splits(photo, repeats)
+    rows += measure_splits(classifier, photo, repeats)
     progress("3: forward pass vs bare LiteRT")
     rows += measure_forward(classifier, photo, repeats)
     progress("4: fresh processes, cache warm then cold")

@@ -44,6 +44,7 @@ from classifier.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, Archit
 
 __all__ = [
     "ConvertedModel",
+    "cached_converted_model",
     "ModelUnavailableError",
     "ProgressCallback",
     "WEIGHTS_FILE",
@@ -145,15 +146,21 @@ def converted_model(
     ModelUnavailableError
         If the weights are missing and cannot be downloaded, or conversion fails.
     """
+    cached = cached_converted_model(model, weights=weights)
+    return cached if cached is not None else build_converted_model(model, weights=weights, on_progress=on_progress)
+
+
+def cached_converted_model(model: str = DEFAULT_ARCHITECTURE, *, weights: Weights = "imagenet") -> ConvertedModel | None:
+    """The converted files of ``model`` if they are cached and intact, else ``None`` (nothing is built)."""
     spec = architecture(model)
-    weights_path = keras_home() / "models" / spec.weights_file
-    if weights is None or weights_path.is_file():
-        cached = _cache_files(spec, weights)
-        if cached.is_intact():
-            return cached
-        if cached.manifest.exists():
-            _LOG.warning("the converted %s in %s is damaged; converting it again", spec.name, cached.network.parent)
-    return build_converted_model(model, weights=weights, on_progress=on_progress)
+    if weights is not None and not (keras_home() / "models" / spec.weights_file).is_file():
+        return None
+    cached = _cache_files(spec, weights)
+    if cached.is_intact():
+        return cached
+    if cached.manifest.exists():
+        _LOG.warning("the converted %s in %s is damaged; it will be converted again", spec.name, cached.network.parent)
+    return None
 
 
 def build_converted_model(

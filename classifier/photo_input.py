@@ -84,8 +84,8 @@ class PhotoInput(anywidget.AnyWidget):
     _css = Path(__file__).with_name("photo_input.css")
 
     disabled = traitlets.Bool(False).tag(sync=True)
-    limits = traitlets.Dict(read_only=True).tag(sync=True)
-    """The limits, for the browser's own checks (this side checks again)."""
+    limits = traitlets.Dict().tag(sync=True)
+    """The limits, for the browser's own checks (this side checks again; the browser cannot change them)."""
 
     def __init__(
         self,
@@ -97,11 +97,11 @@ class PhotoInput(anywidget.AnyWidget):
         max_total_bytes: int,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.set_trait("limits", {
+        limits = {
             "max_files": max_files, "max_file_bytes": max_file_bytes,
             "max_total_bytes": max_total_bytes, "chunk_bytes": CHUNK_BYTES,
-        })
+        }
+        super().__init__(limits=limits, **kwargs)
         self._on_upload = on_upload
         self._on_refused = on_refused
         self._upload: _Upload | None = None

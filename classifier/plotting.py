@@ -14,6 +14,7 @@ from typing import Final
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from PIL import Image
 
 from classifier.explain import overlay_heatmap
@@ -25,6 +26,11 @@ __all__ = ["figure_to_png", "plot_explanation", "plot_predictions"]
 _BAR_COLOR: Final[str] = "#1f6feb"
 _WIDTH_INCHES: Final[float] = 3.6
 _INCHES_PER_BAR: Final[float] = 0.42
+_BAR_INCHES: Final[float] = 0.16
+_BAR_OFFSET_INCHES: Final[float] = 0.2  # from the top of a row to its bar, below the label
+_MARGIN_INCHES: Final[float] = 0.05
+_LEFT: Final[float] = 0.02  # figure fraction
+_TRACK: Final[float] = 0.96  # the full-width track that 100% fills
 _FONT_SIZE: Final[float] = 10
 _PNG_COLORS: Final[int] = 64
 _DPI: Final[int] = 160
@@ -75,25 +81,29 @@ def plot_predictions(predictions: Sequence[Prediction], *, title: str | None = N
     """
     if not predictions:
         raise ValueError("plot_predictions needs at least one prediction, got none")
-    count = len(predictions)
     title_inches = 0.3 if title else 0.0
-    height = 0.1 + _INCHES_PER_BAR * count + title_inches
+    height = _MARGIN_INCHES + title_inches + _INCHES_PER_BAR * len(predictions) + _MARGIN_INCHES
     figure = _InlineFigure(figsize=(_WIDTH_INCHES, height))
-    # Fixed margins instead of a layout engine: there are no tick labels to fit,
-    # and layout passes were half of the rendering time.
-    axes = figure.add_axes((0.02, 0.02, 0.96, 0.96 - title_inches / height))
-    axes.set_axis_off()
-    axes.set_xlim(0, 100)
-    axes.set_ylim(count - 0.45, -0.75)
-    rows = range(count)
-    percentages = [100 * prediction.probability for prediction in predictions]
-    axes.barh(rows, [100] * count, height=0.38, color=_BAR_COLOR, alpha=0.12)
-    axes.barh(rows, percentages, height=0.38, color=_BAR_COLOR)
-    for row, prediction, percentage in zip(rows, predictions, percentages):
-        axes.text(0, row - 0.3, _shorten(prediction.label), fontsize=_FONT_SIZE, va="bottom", ha="left")
-        axes.text(100, row - 0.3, f"{percentage:.1f}%", fontsize=_FONT_SIZE, va="bottom", ha="right")
+
+    def below_top(inches: float) -> float:  # figure coordinates run upwards from 0 to 1
+        return 1 - inches / height
+
+    # Rectangles and text placed on the figure itself: an Axes (with its axis, ticks and
+    # spines, all hidden here) took a third of the time to draw a chart.
+    for row, prediction in enumerate(predictions):
+        top = _MARGIN_INCHES + title_inches + row * _INCHES_PER_BAR
+        bar_bottom = below_top(top + _BAR_OFFSET_INCHES + _BAR_INCHES)
+        for width, alpha in ((1.0, 0.12), (prediction.probability, None)):  # the track, then the bar
+            figure.add_artist(Rectangle(
+                (_LEFT, bar_bottom), _TRACK * width, _BAR_INCHES / height,
+                transform=figure.transFigure, facecolor=_BAR_COLOR, alpha=alpha, linewidth=0,
+            ))
+        baseline = below_top(top + _BAR_OFFSET_INCHES - 0.03)
+        figure.text(_LEFT, baseline, _shorten(prediction.label), fontsize=_FONT_SIZE, va="bottom", ha="left")
+        figure.text(_LEFT + _TRACK, baseline, f"{100 * prediction.probability:.1f}%",
+                    fontsize=_FONT_SIZE, va="bottom", ha="right")
     if title:
-        figure.suptitle(title, fontsize=_FONT_SIZE, x=0.02, y=1 - 0.05 / height, ha="left", va="top")
+        figure.suptitle(title, fontsize=_FONT_SIZE, x=_LEFT, y=below_top(_MARGIN_INCHES), ha="left", va="top")
     return figure
 
 

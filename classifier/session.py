@@ -48,6 +48,7 @@ __all__ = [
     "Result",
     "Session",
     "UploadError",
+    "shared_classifier",
     "upload_problem",
 ]
 
@@ -162,8 +163,32 @@ def upload_problem(count: int, total_bytes: int) -> str | None:
     return None
 
 
+_SHARED: dict[str, Classifier] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_classifier(
+    model: str = DEFAULT_ARCHITECTURE, *, on_progress: ProgressCallback | None = None, num_threads: int = 2
+) -> Classifier:
+    """The process's classifier for ``model``, built on first use and then shared by all its sessions.
+
+    Every visitor's session in a kernel, and every kernel forked from a process
+    that loaded it first (see :mod:`classifier.forked_kernels`), then uses one
+    copy of the model.  A ``Classifier`` is safe to share between threads.
+    """
+    # Held while one is built, so a second caller waits for it rather than building it twice.
+    if not _SHARED_LOCK.acquire(timeout=LOAD_TIMEOUT_S):
+        raise ModelUnavailableError(f"{model} is still being prepared. Please try again in a minute.")
+    try:
+        if model not in _SHARED:
+            _SHARED[model] = Classifier(model=model, on_progress=on_progress, num_threads=num_threads)
+        return _SHARED[model]
+    finally:
+        _SHARED_LOCK.release()
+
+
 def _default_loader(model: str, on_progress: ProgressCallback) -> Classifier:
-    return Classifier(model=model, on_progress=on_progress)
+    return shared_classifier(model, on_progress=on_progress)
 
 
 @dataclass

@@ -26,8 +26,12 @@ __all__ = [
     "CHROMIUM_FLAGS",
     "OFFLINE_WEIGHTS",
     "ROOT",
+    "cpu_seconds",
     "free_port",
+    "kernel_pids",
     "offline_keras_home",
+    "process_tree",
+    "pss_bytes",
     "serve_jupyter_server",
     "serve_voila",
 ]
@@ -94,7 +98,7 @@ def free_port() -> int:
 
 @contextmanager
 def serve_voila(
-    *extra_args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+    *extra_args: str, root: Path = ROOT, env: Mapping[str, str] | None = None, timeout: float = 120
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Serve ``notebooks/app.ipynb`` with Voilà from the repository root, so ``voila.json`` applies.
 
@@ -102,6 +106,9 @@ def serve_voila(
     ----------
     extra_args
         More command-line options for Voilà (they override ``voila.json``).
+    root
+        The checkout to serve, this one by default; another (an older version,
+        say) is served with its own ``classifier`` package first on the path.
     env
         The environment of the server and its kernels; by default this one.
     timeout
@@ -117,8 +124,10 @@ def serve_voila(
         sys.executable, "-m", "voila", "notebooks/app.ipynb", "--no-browser",
         f"--port={port}", "--Voila.ip=127.0.0.1", *extra_args,
     ]
+    if root != ROOT:
+        env = {**(env or os.environ), "PYTHONPATH": str(root)}
     # A static file tells the server is up: asking for the page would start a kernel.
-    with _serving(command, f"http://127.0.0.1:{port}/", "voila/static/favicon.ico", env, timeout) as served:
+    with _serving(command, f"http://127.0.0.1:{port}/", "voila/static/favicon.ico", env, timeout, root) as served:
         yield served
 
 
@@ -143,16 +152,16 @@ def serve_jupyter_server(
         f"--config={ROOT / 'binder' / 'jupyter_server_config.json'}", f"--IdentityProvider.token={JUPYTER_TOKEN}",
         f"--ServerApp.root_dir={root_dir}", "--allow-root", *extra_args,
     ]
-    with _serving(command, f"http://127.0.0.1:{port}/", "api/status", env, timeout) as served:
+    with _serving(command, f"http://127.0.0.1:{port}/", "api/status", env, timeout, ROOT) as served:
         yield served
 
 
 @contextmanager
 def _serving(
-    command: list[str], url: str, probe: str, env: Mapping[str, str] | None, timeout: float
+    command: list[str], url: str, probe: str, env: Mapping[str, str] | None, timeout: float, cwd: Path
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_serving(url + probe, server, timeout, log)
             yield url, server
@@ -178,3 +187,59 @@ def _wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout: floa
         except OSError:
             time.sleep(0.25)
     raise TimeoutError(f"no answer at {url} within {timeout} s")
+
+
+# --- what a server costs, from /proc (Linux) --------------------------------------------------
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants that are alive now."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))):
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def kernel_pids(server: int) -> list[int]:
+    """The kernels under a server: started as ``ipykernel_launcher``, or forked and named ``ipykernel``."""
+    kernels = []
+    for pid in process_tree(server):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if name == "ipykernel" or b"ipykernel_launcher" in command:
+            kernels.append(pid)
+    return kernels
+
+
+def cpu_seconds(pids: Iterator[int] | list[int]) -> float:
+    """CPU time (user and system) the processes ``pids`` have used so far, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(stat[11]) + int(stat[12]) for pid in pids if (stat := _stat(pid))) / ticks
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid``: its memory, with pages shared by N processes counted 1/N."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, ...), or ``None`` if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
+import urllib.request
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -85,6 +88,15 @@ def card_html(app: ClassifierApp) -> list[str]:
     """The HTML of each card the app shows now, in order (name, photo, guesses; or the refusal)."""
     return ["".join(part.value for part in card.children if isinstance(part, widgets.HTML))
             for card in app.cards.children]
+
+
+def page_kernel_id(url: str) -> str:
+    """Load the app as a browser would (starting its kernel) and read the kernel's id from Voilà's page config."""
+    with urllib.request.urlopen(url, timeout=120) as response:
+        page = response.read().decode()
+    config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.DOTALL)
+    assert config, "Voilà's page config is not in the page"
+    return json.loads(config.group(1))["kernelId"]
 
 
 def require_chromium() -> None:

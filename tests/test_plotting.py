@@ -19,22 +19,22 @@ PREDICTIONS = [
 ]
 
 
-def _value_bars(figure: Figure) -> list:
-    """The filled bars, not the pale full-width tracks behind them."""
-    return [patch for patch in figure.axes[0].patches if patch.get_alpha() is None]
+def _bars(figure: Figure) -> tuple[list, list]:
+    """The pale full-width tracks, and the filled bars in front of them."""
+    tracks = [patch for patch in figure.artists if patch.get_alpha() is not None]
+    return tracks, [patch for patch in figure.artists if patch.get_alpha() is None]
 
 
 def _texts(figure: Figure) -> list[str]:
-    return [text.get_text() for text in figure.axes[0].texts]
+    return [text.get_text() for text in figure.texts]
 
 
 def test_one_bar_per_prediction_most_probable_on_top() -> None:
     figure = plot_predictions(PREDICTIONS)
-    bars = _value_bars(figure)
-    assert isinstance(figure, Figure)
-    assert [bar.get_width() for bar in bars] == pytest.approx([58.5, 10.0, 5.4])
-    assert figure.axes[0].yaxis_inverted()  # so row 0, the most probable, is on top
-    assert bars[0].get_y() < bars[1].get_y() < bars[2].get_y()
+    tracks, bars = _bars(figure)
+    assert isinstance(figure, Figure) and figure.axes == []  # drawn on the figure itself: no Axes to draw
+    assert [bar.get_width() / track.get_width() for bar, track in zip(bars, tracks)] == pytest.approx([0.585, 0.10, 0.054])
+    assert bars[0].get_y() > bars[1].get_y() > bars[2].get_y()  # figure coordinates run upwards
 
 
 def test_bars_are_labelled_with_names_and_percentages() -> None:
@@ -102,6 +102,6 @@ def test_figures_show_inline_in_a_notebook_without_pyplot() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     chart, overlay, pyplot = result.stdout.splitlines()
-    assert chart == "['image/png', 'text/plain'] <Figure size 360x52 with 1 Axes>"
+    assert chart == "['image/png', 'text/plain'] <Figure size 360x52 with 0 Axes>"
     assert overlay.startswith("['image/jpeg', 'text/plain'] <Figure size 360x")  # a photo: JPEG, not a huge PNG
     assert pyplot == "False"

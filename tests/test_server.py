@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -41,8 +40,8 @@ from jupyter_server.services.kernels.connection.base import (
     serialize_msg_to_ws_v1,
 )
 
-from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, JUPYTER_TOKEN, serve_jupyter_server, serve_voila
-from tests.conftest import require_chromium
+from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, JUPYTER_TOKEN, kernel_pids, serve_jupyter_server, serve_voila
+from tests.conftest import page_kernel_id, require_chromium
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 READY = "Ready: upload photos or try an example."
@@ -52,6 +51,13 @@ CONNECTION_LOST = "The connection to the app was lost. Please reload the page."
 @pytest.fixture(scope="module")
 def voila_app() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with serve_voila() as (url, server):
+        yield url, server
+
+
+@pytest.fixture
+def lone_visitor_app() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A server of its own, without the pool of preheated kernels: a visitor's kernel is its only one."""
+    with serve_voila("--VoilaConfiguration.preheat_kernel=False") as (url, server):
         yield url, server
 
 
@@ -189,15 +195,6 @@ def kernel_channels(http_url: str, kernel_id: str, protocol: str) -> Iterator[Ke
         channels.close()
 
 
-def _page_kernel_id(url: str) -> str:
-    """Load the app as a browser would and read its kernel id from Voilà's page config."""
-    with urllib.request.urlopen(url, timeout=120) as response:
-        page = response.read().decode()
-    config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.DOTALL)
-    assert config, "Voilà's page config is not in the page"
-    return json.loads(config.group(1))["kernelId"]
-
-
 def _try_to_run_code(channels: KernelChannels, marker: Path) -> tuple[list[str], list[str]]:
     """Send a control request, an ``execute_request`` writing ``marker``, a second control.
 
@@ -225,7 +222,7 @@ def test_kernel_websocket_refuses_execute_request(
 ) -> None:
     url, _server = voila_app
     marker = tmp_path / "pwned"
-    with kernel_channels(url, _page_kernel_id(url), protocol) as channels:
+    with kernel_channels(url, page_kernel_id(url), protocol) as channels:
         attack_replies, control_replies = _try_to_run_code(channels, marker)
     assert "kernel_info_reply" in control_replies, "the kernel stopped answering after the execute_request"
     assert attack_replies == [], f"the kernel answered the execute_request: {attack_replies}"
@@ -296,25 +293,15 @@ def _open_app(page: Any, url: str) -> str:
     return json.loads(page.locator("#jupyter-config-data").text_content())["kernelId"]
 
 
-def _kernel_pids(server: subprocess.Popen[bytes], kernel_id: str) -> set[int]:
-    """The server's child processes running the kernel ``kernel_id`` (its connection file names it)."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == server.pid and "ipykernel" in cmdline and f"kernel-{kernel_id}.json" in cmdline:
-            pids.add(int(proc.name))
-    return pids
+def _kill_kernel(server: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the visitor's kernel, as the out-of-memory killer would, and wait until it is gone.
 
-
-def _kill_kernel(server: subprocess.Popen[bytes], kernel_id: str) -> None:
-    """SIGKILL the kernel, as the out-of-memory killer would, and wait until the server has reaped it."""
-    (pid,) = _kernel_pids(server, kernel_id)
+    Forked kernels all show the fork server's command line, so the kernel is
+    found as the server's only one.
+    """
+    (pid,) = kernel_pids(server.pid)
     os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, f"the server did not notice kernel {pid} died")
+    _wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, f"kernel {pid} did not go")
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, failure: str) -> None:
@@ -326,14 +313,14 @@ def _wait_for(condition: Callable[[], bool], seconds: float, failure: str) -> No
 
 
 def test_after_the_kernel_dies_a_reload_gives_a_working_app(
-    voila_app: tuple[str, subprocess.Popen[bytes]], browser_page: Any
+    lone_visitor_app: tuple[str, subprocess.Popen[bytes]], browser_page: Any
 ) -> None:
     from playwright.sync_api import expect
 
-    url, server = voila_app
+    url, server = lone_visitor_app
     page = browser_page
     dead_kernel = _open_app(page, url)
-    _kill_kernel(server, dead_kernel)
+    _kill_kernel(server)
 
     page.reload()
     expect(page.get_by_text(READY)).to_be_visible(timeout=120_000)
@@ -344,13 +331,14 @@ def test_after_the_kernel_dies_a_reload_gives_a_working_app(
 
 
 def test_when_the_kernel_dies_the_page_asks_the_visitor_to_reload(
-    voila_app: tuple[str, subprocess.Popen[bytes]], browser_page: Any
+    lone_visitor_app: tuple[str, subprocess.Popen[bytes]], browser_page: Any
 ) -> None:
     from playwright.sync_api import expect
 
-    url, server = voila_app
+    url, server = lone_visitor_app
     page = browser_page
-    _kill_kernel(server, _open_app(page, url))
+    _open_app(page, url)
+    _kill_kernel(server)
 
     expect(page.get_by_role("alert")).to_have_text(CONNECTION_LOST, timeout=15_000)
     expect(page.get_by_text(READY)).to_be_hidden()

@@ -382,6 +382,15 @@ def test_a_slow_conversion_blocks_neither_the_kernel_nor_unrelated_controls(
     assert not app.photo_input.disabled
 
 
+def test_a_card_is_five_widgets_and_a_refusal_two(app: ClassifierApp, photos: dict[str, Path]) -> None:
+    # Each widget costs a message to make and one to close; layouts and styles are shared by all cards.
+    from ipywidgets.widgets.widget import _instances
+
+    before = len(_instances)
+    upload_files(app, *[(f"p{n}.png", photos["camera"].read_bytes()) for n in range(10)], *[("bad.txt", b"no")] * 10)
+    assert len(_instances) - before == 10 * 5 + 10 * 2
+
+
 def test_cards_are_sent_whole_when_created(app: ClassifierApp, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     # Jupyter Server drops messages past a rate; 100 cards must cost their creation, not a stream of updates.
     updates: list[str] = []
