@@ -6,6 +6,7 @@ Run from the repository root (opt-in: it takes about 10 minutes, and no test run
     python -m benchmarks.load --visitors 5 --photos 1
     python -m benchmarks.load --root ../before       # the same crowds against another checkout
     python -m benchmarks.load --voila-arg=--VoilaConfiguration.default_pool_size=4   # a lever
+    python -m benchmarks.load --floor                # Voilà's own floor: a one-widget notebook
 
 For each crowd a fresh Voilà serves the app as ``voila.json`` says.  Once its
 preheated kernels are ready and quiet, the visitors open the page at once (each
@@ -19,7 +20,11 @@ for "Done", and leave.  Measured on the server's whole process tree from
 * PSS per visitor: the tree's proportional set size at the last result minus
   before the crowd, divided by the visitors; and the mean PSS of a kernel;
 * kernels alive 60 s after the visitors left, and how soon the crowd's
-  kernels were gone.
+  kernels were gone;
+* the browser's CPU-seconds per visitor (all its processes), to show what of
+  the waiting is Chromium's own work on these two cores: ``--floor`` serves a
+  notebook of one widget instead of the app, to measure what any Voilà page
+  costs.
 
 It prints a table and writes JSON (``--output``, default ``benchmarks/results/load.json``).
 """
@@ -31,6 +36,7 @@ import asyncio
 import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -83,6 +89,7 @@ class Crowd:
     kernels_before: int
     kernels_left_after_60_s: int
     crowd_gone_after_s: float | None
+    browser_cpu_s_per_visitor: float
     machine_load: list[float] = field(default_factory=lambda: list(os.getloadavg()))
 
     def row(self) -> list[str]:
@@ -93,6 +100,7 @@ class Crowd:
             f"{_percentile(self.results_s, 50)} / {_percentile(self.results_s, 95)}",
             f"{self.cpu_s_per_visitor:.2f}", f"{self.pss_mb_per_visitor:.0f}", f"{self.kernel_pss_mb:.0f}",
             f"{self.kernels_left_after_60_s} (pool {self.kernels_before})", gone,
+            f"{self.browser_cpu_s_per_visitor:.1f}",
         ]
 
 
@@ -104,6 +112,8 @@ async def visit(browser: Browser, url: str, photos: list[FilePayload]) -> tuple[
     await page.goto(url, wait_until="commit", timeout=TIMEOUT_S * 1e3)
     await _status(page, READY_TEXT)
     ready = time.perf_counter() - started
+    if not photos:
+        return ready, 0.0
     started = time.perf_counter()
     async with page.expect_file_chooser(timeout=TIMEOUT_S * 1e3) as chooser:
         await page.get_by_role("button", name="Upload photos").click(timeout=TIMEOUT_S * 1e3)
@@ -137,9 +147,11 @@ async def run_crowd(browser: Browser, visitors: int, photos: int, root: Path, vo
     with serve_voila(*voila_args, root=root) as (url, server):
         pool = await _settle(server.pid)
         cpu_before, pss_before = cpu_seconds(process_tree(server.pid)), _tree_pss(server.pid)
+        browser_before = cpu_seconds(_browser_pids(server.pid))
         outcomes = await asyncio.gather(*(visit(browser, url, files) for _ in range(visitors)), return_exceptions=True)
         tree = process_tree(server.pid)
         cpu_spent, pss_added = cpu_seconds(tree) - cpu_before, _tree_pss(server.pid) - pss_before
+        browser_spent = cpu_seconds(_browser_pids(server.pid)) - browser_before
         kernels = kernel_pids(server.pid)
         for context in browser.contexts:
             await context.close()  # the visitors leave (Playwright sends no beforeunload)
@@ -161,6 +173,7 @@ async def run_crowd(browser: Browser, visitors: int, photos: int, root: Path, vo
             kernels_before=pool,
             kernels_left_after_60_s=len(kernel_pids(server.pid)),
             crowd_gone_after_s=gone_after,
+            browser_cpu_s_per_visitor=browser_spent / visitors,
         )
 
 
@@ -175,6 +188,26 @@ async def _settle(server: int) -> int:
             return len(kernel_pids(server))
         previous = now
     return len(kernel_pids(server))
+
+
+def _browser_pids(server: int) -> list[int]:
+    """Chromium and Playwright's driver: this process's other descendants."""
+    servers = set(process_tree(server))
+    return [pid for pid in process_tree(os.getpid()) if pid not in servers and pid != os.getpid()]
+
+
+def _floor_root(folder: Path) -> Path:
+    """A checkout-like folder whose notebook is one widget saying Ready: what any Voilà page costs."""
+    notebook = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "floor", "metadata": {}, "outputs": [],
+                   "source": f"import ipywidgets\nipywidgets.HTML(\"<span class='mn-status'>{READY_TEXT}</span>\")"}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    (folder / "notebooks").mkdir(parents=True, exist_ok=True)
+    (folder / "notebooks" / "app.ipynb").write_text(json.dumps(notebook))
+    (folder / "voila.json").write_text((ROOT / "voila.json").read_text())
+    return folder
 
 
 def _tree_pss(server: int) -> int:
@@ -192,6 +225,7 @@ def format_table(crowds: Sequence[Crowd]) -> str:
     header = [
         "visitors", "served", "ready p50 / p95 (s)", "results p50 / p95 (s)", "CPU-s per visitor",
         "PSS per visitor (MB)", "kernel PSS (MB)", "kernels 60 s after", "crowd's kernels gone",
+        "browser CPU-s per visitor",
     ]
     rows = [header] + [crowd.row() for crowd in crowds]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
@@ -217,16 +251,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--photos", type=int, default=3, help="photos each visitor uploads (default 3)")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
     parser.add_argument("--voila-arg", action="append", default=[], help="a Voilà option, e.g. to turn a lever off")
+    parser.add_argument("--floor", action="store_true", help="serve a one-widget notebook: what any Voilà page costs")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON to write (default {DEFAULT_OUTPUT})")
     arguments = parser.parse_args(argv)
     crowds = [int(size) for size in arguments.visitors.split(",")]
-    with offline_keras_home():
-        results = asyncio.run(run_all(crowds, arguments.photos, arguments.root.resolve(), arguments.voila_arg))
+    with offline_keras_home(), tempfile.TemporaryDirectory(prefix="voila-floor-") as floor:
+        root = _floor_root(Path(floor)) if arguments.floor else arguments.root.resolve()
+        photos = 0 if arguments.floor else arguments.photos
+        results = asyncio.run(run_all(crowds, photos, root, arguments.voila_arg))
     print(format_table(results))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps({
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "root": str(arguments.root.resolve()),
+        "root": "Voilà's floor: a one-widget notebook" if arguments.floor else str(arguments.root.resolve()),
         "voila_args": arguments.voila_arg,
         "machine": machine_info(),
         "crowds": [asdict(crowd) for crowd in results],

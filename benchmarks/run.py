@@ -43,9 +43,9 @@ from PIL import Image, ImageOps
 
 from classifier import Classifier, Prediction, figure_to_png, plot_predictions
 from classifier.conversion import converted_model
-from classifier.testing import offline_keras_home
 from classifier.labels import imagenet_labels
 from classifier.model import preprocess
+from classifier.testing import offline_keras_home
 
 REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT: Final[Path] = REPO_ROOT / "benchmarks" / "results" / "latest.json"

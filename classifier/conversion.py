@@ -31,9 +31,9 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Literal
@@ -51,6 +51,7 @@ __all__ = [
     "build_converted_model",
     "converted_model",
     "keras_home",
+    "weights_digest",
 ]
 
 WEIGHTS_FILE: Final[str] = ARCHITECTURES[DEFAULT_ARCHITECTURE].weights_file
@@ -261,14 +262,21 @@ def _import_tensorflow() -> tuple[ModuleType, ModuleType]:
     return keras, tf
 
 
+def weights_digest(model: str = DEFAULT_ARCHITECTURE, weights: Weights = "imagenet") -> str:
+    """A short hash of the weights file ``model`` uses (``"untrained"`` without weights).
+
+    Two classifiers with the same digest compute the same features.
+    """
+    if weights is None:
+        return "untrained"
+    path = keras_home() / "models" / architecture(model).weights_file
+    status = path.stat()
+    return _digest(path, status.st_size, status.st_mtime_ns)
+
+
 def _cache_files(spec: Architecture, weights: Weights) -> ConvertedModel:
     folder = keras_home() / "models"
-    if weights is None:
-        digest = "untrained"
-    else:
-        status = (folder / spec.weights_file).stat()
-        digest = _digest(folder / spec.weights_file, status.st_size, status.st_mtime_ns)
-    stem = f"{spec.name}.tf-{_tensorflow_version()}.w-{digest}.v{_CONVERSION_VERSION}"
+    stem = f"{spec.name}.tf-{_tensorflow_version()}.w-{weights_digest(spec.name, weights)}.v{_CONVERSION_VERSION}"
     return ConvertedModel(folder / f"{stem}.tflite", folder / f"{stem}.head.npz", folder / f"{stem}.json")
 
 
@@ -287,13 +295,15 @@ def _digest(path: Path, size: int, modified_ns: int) -> str:
 def _remove_stale_files(current: ConvertedModel) -> None:
     """Delete this architecture's files from older TensorFlow, weights or conversion versions.
 
-    A concurrent writer of the same files uses temporary names that start with
-    the same stem, so it is never disturbed.
+    Untrained files (used by tests) and trained ones live side by side: each
+    kind only replaces its own kind.  A concurrent writer of the same files
+    uses temporary names that start with the same stem, so it is never disturbed.
     """
     stem = current.network.name.removesuffix(".tflite")
     architecture_prefix = stem.split(".tf-")[0] + ".tf-"
+    untrained = ".w-untrained." in stem
     for path in current.network.parent.glob(architecture_prefix + "*"):
-        if not path.name.startswith(stem):
+        if not path.name.startswith(stem) and (".w-untrained." in path.name) == untrained:
             path.unlink(missing_ok=True)
 
 

@@ -33,7 +33,7 @@ import jinja2
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from nbconvert.exporters.templateexporter import TemplateExporter
 from tornado import web
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer
 
 __all__ = ["BUSY_MESSAGE", "VisitorKernelManager", "machine_memory", "share_compiled_templates"]
 
@@ -111,10 +111,15 @@ class VisitorKernelManager(AsyncMappingKernelManager):
         150 * 2**20, config=True,
         help="Bytes one visitor's kernel takes at its peak, to size max_kernels from the memory.",
     )
+    compile_templates_once = Bool(
+        True, config=True,
+        help="Reuse compiled page templates across visitors (see share_compiled_templates).",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        share_compiled_templates()
+        if self.compile_templates_once:
+            share_compiled_templates()
         self._connected_once: set[str] = set()
         self._departed_at: dict[str, float] = {}
         self._unclaimed_since: dict[str, float] = {}

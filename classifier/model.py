@@ -15,9 +15,10 @@ import os
 import sys
 import threading
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -31,10 +32,14 @@ from classifier.conversion import (
     Weights,
     build_converted_model,
     converted_model,
+    weights_digest,
 )
 from classifier.explain import Head, class_activation_map, load_head
 from classifier.images import ImageError, ImageSource, load_image, resize_square
 from classifier.labels import NUM_CLASSES, imagenet_labels
+
+if TYPE_CHECKING:
+    from classifier.teach import TaughtClassifier
 
 __all__ = ["BatchResult", "Classifier", "Explanation", "Prediction", "preprocess"]
 
@@ -130,6 +135,8 @@ class Classifier:
         self.architecture: Architecture = architecture(model)
         self._labels = imagenet_labels()
         self._interpreter, self._head = _load(self.architecture.name, weights, num_threads, on_progress)
+        self.weights_id: str = f"{self.architecture.name}:{weights_digest(self.architecture.name, weights)}"
+        """The architecture and a hash of its weights: classifiers with the same one compute the same features."""
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._probabilities, self._features = _pick_outputs(self._interpreter)
         self._lock = threading.Lock()
@@ -143,6 +150,11 @@ class Classifier:
     def input_size(self) -> int:
         """Side of the square picture the model reads, in pixels (224 for every MobileNet here)."""
         return self.architecture.input_size
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the last feature maps (1280 for MobileNetV2): the features a taught head reads."""
+        return int(self._head.kernels[0].shape[0])
 
     def decode(self, source: ImageSource) -> Image.Image:
         """Decode ``source`` as this model needs it: upright RGB, reduced only while both sides stay large enough.
@@ -247,6 +259,53 @@ class Classifier:
             outputs if isinstance(outputs, ImageError) else self._explanation(outputs, top_k)
             for outputs in self._forward_many(sources, on_progress)
         ]
+
+    def feature_maps(self, source: ImageSource) -> np.ndarray:
+        """The last feature maps of the network for one picture, ``(height, width, channels)``.
+
+        Their average over the grid is what the network's own head (and a
+        taught one, see :meth:`teach`) reads; a class activation map weighs them.
+        """
+        return self._forward_one(source)[1]
+
+    def feature_maps_batch(
+        self, sources: Sequence[ImageSource], *, on_progress: Callable[[int, int], None] | None = None
+    ) -> list[np.ndarray | ImageError]:
+        """:meth:`feature_maps` for many pictures, decoded in parallel as in :meth:`classify_batch`."""
+        return [
+            outputs if isinstance(outputs, ImageError) else outputs[1]
+            for outputs in self._forward_many(sources, on_progress)
+        ]
+
+    def teach(
+        self, examples: Mapping[str, Sequence[ImageSource]], *, on_progress: Callable[[int, int], None] | None = None
+    ) -> TaughtClassifier:
+        """Teach a classifier of your own classes from a few photos of each; see :mod:`classifier.teach`.
+
+        Parameters
+        ----------
+        examples
+            Class name -> photos (bytes, paths or PIL images); one photo per
+            class is enough to start, more give a better classifier.
+        on_progress
+            Called with ``(done, total)`` while the photos are read.
+
+        Returns
+        -------
+        TaughtClassifier
+            Classifies into the given classes, with this network's features.
+
+        Raises
+        ------
+        TeachingError
+            For fewer than two classes, more than 20, more than 500 photos,
+            empty or repeated names, or a class without a readable photo; the
+            message says which.  Unreadable photos are skipped and listed in
+            :attr:`TaughtClassifier.skipped`.
+        """
+        from classifier.teach import teach
+
+        return teach(self, examples, on_progress=on_progress)
 
     def _forward_one(self, source: ImageSource) -> _Outputs:
         return self._forward(preprocess(self.prepare(source), self.architecture))

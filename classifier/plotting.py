@@ -12,6 +12,7 @@ import io
 from collections.abc import Sequence
 from typing import Final
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -20,8 +21,9 @@ from PIL import Image
 from classifier.explain import overlay_heatmap
 from classifier.images import encode_jpeg
 from classifier.model import Explanation, Prediction
+from classifier.teach import Evaluation
 
-__all__ = ["figure_to_png", "plot_explanation", "plot_predictions"]
+__all__ = ["figure_to_png", "plot_confusion", "plot_explanation", "plot_predictions"]
 
 _BAR_COLOR: Final[str] = "#1f6feb"
 _WIDTH_INCHES: Final[float] = 3.6
@@ -133,6 +135,45 @@ def plot_explanation(picture: Image.Image, explanation: Explanation, *, alpha: f
     return figure
 
 
+def plot_confusion(evaluation: Evaluation) -> Figure:
+    """Draw a cross-validation's confusion matrix: which class each held-out photo was taken for.
+
+    Rows are the true classes, columns what the classifier said; the diagonal
+    holds the photos it got right.  Each cell shows its count, shaded by the
+    share of its row.
+
+    Parameters
+    ----------
+    evaluation
+        As returned by :meth:`classifier.TaughtClassifier.evaluate`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Square cells, labelled; it shows inline in Jupyter.
+    """
+    confusion = evaluation.confusion
+    count = len(evaluation.classes)
+    names = [_shorten(name, 18) for name in evaluation.classes]
+    # In inches: names on the left, the title above, the slanted names and a label below.
+    left, top, bottom, cell = 1.5, 0.45, 1.35, 0.45
+    width, height = left + cell * count + 0.2, top + cell * count + bottom
+    figure = _InlineFigure(figsize=(width, height))
+    axes = figure.add_axes((left / width, bottom / height, cell * count / width, cell * count / height))
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), value in np.ndenumerate(confusion):
+        axes.text(column, row, str(value), ha="center", va="center", fontsize=_FONT_SIZE,
+                  color="white" if shares[row, column] > 0.6 else "black")
+    axes.set_xticks(range(count), names, rotation=45, ha="right", rotation_mode="anchor", fontsize=_FONT_SIZE - 1)
+    axes.set_yticks(range(count), names, fontsize=_FONT_SIZE - 1)
+    axes.set_xlabel("taken for", fontsize=_FONT_SIZE - 1)
+    axes.set_ylabel("photos of", fontsize=_FONT_SIZE - 1)
+    axes.tick_params(length=0)
+    figure.text(0.1 / width, 1 - 0.1 / height, str(evaluation), fontsize=_FONT_SIZE - 1, ha="left", va="top")
+    return figure
+
+
 def figure_to_png(figure: Figure, *, dpi: int = _DPI, colors: int | None = _PNG_COLORS) -> bytes:
     """Render ``figure`` to a small PNG.
 
@@ -163,7 +204,7 @@ def _render(figure: Figure, dpi: int) -> Image.Image:
         figure.set_dpi(shown_dpi)
 
 
-def _shorten(label: str) -> str:
-    if len(label) <= _MAX_LABEL_CHARS:
+def _shorten(label: str, limit: int = _MAX_LABEL_CHARS) -> str:
+    if len(label) <= limit:
         return label
-    return label[: _MAX_LABEL_CHARS - 1].rstrip() + "…"
+    return label[: limit - 1].rstrip() + "…"

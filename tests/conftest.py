@@ -11,6 +11,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.cbook
+import numpy as np
 import pytest
 import skimage
 from PIL import Image
@@ -21,6 +22,15 @@ from classifier.testing import CHROMIUM
 from classifier.ui import ClassifierApp
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
+
+CANVAS = 448
+"""Side of the grey canvas a photo is pasted on, a quarter of it, to see where a heatmap points."""
+CORNERS = {
+    "top left": (0, 0),
+    "top right": (CANVAS // 2, 0),
+    "bottom left": (0, CANVAS // 2),
+    "bottom right": (CANVAS // 2, CANVAS // 2),
+}
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +56,19 @@ def encode(image: Image.Image, format: str = "PNG", **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+def heatmap_mass_per_corner(heatmap: np.ndarray) -> dict[str, float]:
+    """The share of a heatmap's mass on each quarter of the canvas, stretched over it as the app shows it."""
+    stretched = np.asarray(
+        Image.fromarray(heatmap.astype(np.float32), mode="F").resize((CANVAS, CANVAS), Image.Resampling.BILINEAR)
+    )
+    half = CANVAS // 2
+    total = stretched.sum()
+    return {
+        corner: float(stretched[top : top + half, left : left + half].sum() / total)
+        for corner, (left, top) in CORNERS.items()
+    }
 
 
 class BrowserSide:

@@ -142,6 +142,21 @@ def test_cache_names_change_with_weights_and_architecture(tmp_path: Path, monkey
     assert (first.network.suffix, first.head.name.endswith(".head.npz")) == (".tflite", True)
 
 
+def test_untrained_and_trained_files_of_one_architecture_live_side_by_side(
+    fresh_keras_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained = _copy_session_cache(fresh_keras_home, monkeypatch)
+    older = fresh_keras_home / "models" / trained.network.name.replace(".v2.", ".v1.")
+    older.write_bytes(b"an older conversion")
+    script = "from classifier import Classifier; Classifier(weights=None)"
+    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, "KERAS_HOME": str(fresh_keras_home)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert trained.is_intact()  # building the untrained network did not delete the trained one
+    assert older.exists()  # nor the trained kind's older files: only a trained conversion replaces those
+    assert list((fresh_keras_home / "models").glob("MobileNetV2.*.w-untrained.*.tflite"))
+
+
 def test_warm_cache_is_found_next_to_the_weights() -> None:
     files = converted_model()
     assert files.network.parent == files.head.parent == keras_home() / "models"

@@ -11,14 +11,7 @@ from PIL import Image
 
 from classifier import Classifier, plot_explanation
 from classifier.explain import Head, class_activation_map, overlay_heatmap
-
-CANVAS = 448
-CORNERS = {
-    "top left": (0, 0),
-    "top right": (CANVAS // 2, 0),
-    "bottom left": (0, CANVAS // 2),
-    "bottom right": (CANVAS // 2, CANVAS // 2),
-}
+from tests.conftest import CANVAS, CORNERS, heatmap_mass_per_corner
 
 
 def _cat_in_corner(photos: dict[str, Path], corner: str) -> Image.Image:
@@ -29,23 +22,11 @@ def _cat_in_corner(photos: dict[str, Path], corner: str) -> Image.Image:
     return canvas
 
 
-def _mass_per_corner(heatmap: np.ndarray) -> dict[str, float]:
-    stretched = np.asarray(
-        Image.fromarray(heatmap.astype(np.float32), mode="F").resize((CANVAS, CANVAS), Image.Resampling.BILINEAR)
-    )
-    half = CANVAS // 2
-    total = stretched.sum()
-    return {
-        corner: float(stretched[top : top + half, left : left + half].sum() / total)
-        for corner, (left, top) in CORNERS.items()
-    }
-
-
 @pytest.mark.parametrize("corner", sorted(CORNERS))
 def test_heatmap_mass_falls_on_the_cat(classifier: Classifier, photos: dict[str, Path], corner: str) -> None:
     explanation = classifier.explain(_cat_in_corner(photos, corner))
     assert "cat" in explanation.predictions[0].label or explanation.predictions[0].label == "Egyptian Mau"
-    mass = _mass_per_corner(explanation.heatmap)
+    mass = heatmap_mass_per_corner(explanation.heatmap)
     assert mass[corner] > 0.6, mass
     assert mass[corner] == max(mass.values())
 

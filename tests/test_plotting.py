@@ -6,11 +6,12 @@ import io
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from classifier import Prediction, figure_to_png, plot_predictions
+from classifier import Evaluation, Prediction, figure_to_png, plot_confusion, plot_predictions
 
 PREDICTIONS = [
     Prediction("military uniform", 0.585, 652),
@@ -105,3 +106,13 @@ def test_figures_show_inline_in_a_notebook_without_pyplot() -> None:
     assert chart == "['image/png', 'text/plain'] <Figure size 360x52 with 0 Axes>"
     assert overlay.startswith("['image/jpeg', 'text/plain'] <Figure size 360x")  # a photo: JPEG, not a huge PNG
     assert pyplot == "False"
+
+
+def test_a_confusion_matrix_shows_every_count_and_the_accuracy() -> None:
+    evaluation = Evaluation(("cat", "dog", "hot dog"), np.array([[3, 1, 0], [0, 4, 0], [1, 0, 2]]), "leave-one-out")
+    figure = plot_confusion(evaluation)
+    (axes,) = figure.axes
+    assert sorted(text.get_text() for text in axes.texts) == sorted(map(str, evaluation.confusion.ravel()))
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["cat", "dog", "hot dog"]
+    assert figure.texts[0].get_text() == "82% of 11 photos right (leave-one-out cross-validation)"
+    assert Image.open(io.BytesIO(figure_to_png(figure))).format == "PNG"
