@@ -75,13 +75,17 @@ class Repeats:
     batches: int
     warm_processes: int
     cold_processes: int
+    teachings: int
+    taught_pairs: int
 
 
 FULL: Final[Repeats] = Repeats(
-    photo_pairs=40, splits=40, forward_pairs=300, charts=60, batches=8, warm_processes=12, cold_processes=2
+    photo_pairs=40, splits=40, forward_pairs=300, charts=60, batches=8, warm_processes=12, cold_processes=2,
+    teachings=7, taught_pairs=40,
 )
 QUICK: Final[Repeats] = Repeats(
-    photo_pairs=5, splits=10, forward_pairs=50, charts=15, batches=2, warm_processes=3, cold_processes=1
+    photo_pairs=5, splits=10, forward_pairs=50, charts=15, batches=2, warm_processes=3, cold_processes=1,
+    teachings=2, taught_pairs=5,
 )
 
 
@@ -442,6 +446,36 @@ def measure_chart(predictions: Sequence[Prediction], repeats: Repeats) -> list[R
     ]
 
 
+def teaching_photos(classes: int, per_class: int) -> dict[str, list[bytes]]:
+    """``per_class`` distinct 3 MP JPEGs of each of ``classes`` real photos (crops of it), by class name."""
+    photos = batch_photos((len(BATCH_SOURCES) + 1) * per_class)
+    sources = len(BATCH_SOURCES) + 1  # batch_photos takes the sources in turn
+    return {f"class {c + 1}": photos[c::sources] for c in range(classes)}
+
+
+def measure_teaching(classifier: Classifier, photo: bytes, repeats: Repeats) -> list[Row]:
+    """Teach 100 photos in 4 classes, from bytes to an evaluated classifier; classify with it (7)."""
+    examples = teaching_photos(4, 25)
+
+    def teach_and_evaluate() -> None:
+        taught = classifier.teach(examples)
+        if taught.evaluate().accuracy < 0.9:
+            raise RuntimeError("The taught classifier cannot tell the benchmark's classes apart; timing void.")
+
+    taught = classifier.teach(examples)
+    taught_ms, classify_ms = interleaved(
+        lambda: taught.classify(photo, top_k=TOP_K), lambda: classifier.classify(photo, top_k=TOP_K),
+        repeats.taught_pairs,
+    )
+    teach_s = tuple(milliseconds / 1e3 for milliseconds in repeated(teach_and_evaluate, repeats.teachings, warmup=1))
+    return [
+        Row("teach_100_s", "7 teach 100 photos, 4 classes, + cross-validation", "s", teach_s, Target("<=", 3)),
+        Row("taught_classify_ms", "  taught classify, 12 MP photo", "ms", taught_ms),
+        Row("taught_classify_ratio", "  ratio to classify, same photo", "x", ratios(taught_ms, classify_ms),
+            Target("<=", 1.1)),
+    ]
+
+
 def run_all(keras_home: Path, repeats: Repeats) -> tuple[list[Row], dict[str, object]]:
     """Run every measurement in turn.
 
@@ -469,9 +503,12 @@ def run_all(keras_home: Path, repeats: Repeats) -> tuple[list[Row], dict[str, ob
     rows += measure_batch(classifier, batch, repeats)
     progress("6: chart")
     rows += measure_chart(classifier.classify(photo, top_k=TOP_K), repeats)
+    progress("7: teaching")
+    rows += measure_teaching(classifier, photo, repeats)
     inputs = {
         "photo": {"size": list(PHOTO_SIZE), "jpeg_bytes": len(photo)},
         "batch": {"count": len(batch), "size": list(BATCH_PHOTO_SIZE), "jpeg_bytes": sum(map(len, batch))},
+        "teaching": {"classes": 4, "photos": 100, "size": list(BATCH_PHOTO_SIZE)},
     }
     return rows, inputs
 

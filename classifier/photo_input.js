@@ -29,16 +29,18 @@ function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "mn-photo-input";
   const picker = document.createElement("input");
-  Object.assign(picker, { type: "file", accept: "image/*", multiple: true, hidden: true });
+  Object.assign(picker, {
+    type: "file", accept: model.get("accept"), multiple: model.get("limits").max_files > 1, hidden: true,
+  });
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = "Upload photos";
+  button.textContent = model.get("label");
   const drop = document.createElement("div");
   drop.className = "mn-drop";
   drop.tabIndex = 0;
   drop.setAttribute("role", "button");
-  drop.setAttribute("aria-label", "Drop photos here, or paste an image");
-  drop.textContent = "or drop photos here, or paste an image";
+  drop.setAttribute("aria-label", model.get("prompt"));
+  drop.textContent = model.get("prompt");
   const sending = document.createElement("p");
   sending.className = "mn-sending";
   sending.setAttribute("aria-live", "polite");
@@ -144,10 +146,12 @@ function render({ model, el }) {
     send(filesIn(event.dataTransfer));
   });
 
-  // Paste anywhere on the page, except into a text field; a file dropped beside the area must
-  // not make the browser open it and leave the app.
+  // Paste anywhere on the page, except into a text field, goes to the first input shown that
+  // takes pastes (a hidden tab's is not shown); a file dropped beside the area must not make the
+  // browser open it and leave the app.
   function onPaste(event) {
-    if (event.defaultPrevented || !el.isConnected || isEditable(event.target)) return;
+    const shown = el.isConnected && el.getClientRects().length > 0;
+    if (event.defaultPrevented || !shown || !model.get("paste") || isEditable(event.target)) return;
     const files = filesIn(event.clipboardData);
     if (!files.length) return;
     event.preventDefault(); // one paste, one upload, however many views the widget has

@@ -73,6 +73,15 @@ class PhotoInput(anywidget.AnyWidget):
         whole for being over ``max_files`` or ``max_total_bytes``.
     max_files, max_file_bytes, max_total_bytes
         The limits: files per upload, bytes per photo, bytes per upload.
+    label, prompt
+        The button's words, and the drop area's.
+    accept
+        What the file chooser offers (an ``accept`` attribute): photos by
+        default.  A drop or paste can bring any file: the kernel reads what
+        arrives.
+    paste
+        Whether pasting an image on the page uploads it here.  Give it to one
+        input per tab: a paste goes to the first visible input that takes it.
 
     Attributes
     ----------
@@ -86,6 +95,10 @@ class PhotoInput(anywidget.AnyWidget):
     disabled = traitlets.Bool(False).tag(sync=True)
     limits = traitlets.Dict().tag(sync=True)
     """The limits, for the browser's own checks (this side checks again; the browser cannot change them)."""
+    label = traitlets.Unicode("Upload photos").tag(sync=True)
+    prompt = traitlets.Unicode("or drop photos here, or paste an image").tag(sync=True)
+    accept = traitlets.Unicode("image/*").tag(sync=True)
+    paste = traitlets.Bool(True).tag(sync=True)
 
     def __init__(
         self,

@@ -156,8 +156,9 @@ def plot_confusion(evaluation: Evaluation) -> Figure:
     count = len(evaluation.classes)
     names = [_shorten(name, 18) for name in evaluation.classes]
     # In inches: names on the left, the title above, the slanted names and a label below.
-    left, top, bottom, cell = 1.5, 0.45, 1.35, 0.45
-    width, height = left + cell * count + 0.2, top + cell * count + bottom
+    left, top, bottom, cell = 1.5, 0.7, 1.35, 0.45
+    # At least wide enough for the title, however few the classes.
+    width, height = max(left + cell * count + 0.2, 3.2), top + cell * count + bottom
     figure = _InlineFigure(figsize=(width, height))
     axes = figure.add_axes((left / width, bottom / height, cell * count / width, cell * count / height))
     shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
@@ -170,7 +171,8 @@ def plot_confusion(evaluation: Evaluation) -> Figure:
     axes.set_xlabel("taken for", fontsize=_FONT_SIZE - 1)
     axes.set_ylabel("photos of", fontsize=_FONT_SIZE - 1)
     axes.tick_params(length=0)
-    figure.text(0.1 / width, 1 - 0.1 / height, str(evaluation), fontsize=_FONT_SIZE - 1, ha="left", va="top")
+    title = f"{evaluation.accuracy:.0%} of {evaluation.photos} photos right\n({evaluation.method} cross-validation)"
+    figure.text(0.1 / width, 1 - 0.1 / height, title, fontsize=_FONT_SIZE - 1, ha="left", va="top")
     return figure
 
 

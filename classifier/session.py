@@ -48,6 +48,7 @@ __all__ = [
     "Result",
     "Session",
     "UploadError",
+    "read_photo",
     "shared_classifier",
     "upload_problem",
 ]
@@ -88,8 +89,9 @@ class Photo:
     model_input
         The picture as the models read it (see :meth:`Classifier.prepare`).
     jpeg
-        A re-encoded copy, at most :data:`DISPLAY_SIZE` pixels, without the
-        upload's metadata (camera, GPS): the only form of the photo ever shown.
+        A re-encoded copy, at most :data:`DISPLAY_SIZE` pixels (or a thumbnail's
+        size), without the upload's metadata (camera, GPS): the only form of the
+        photo ever shown.
     """
 
     name: str
@@ -328,7 +330,7 @@ class Session:
         report = on_progress or (lambda done, total: None)
         photos = []
         for done, (name, content) in enumerate(files, start=1):
-            photos.append(self._read(classifier, name, content))
+            photos.append(read_photo(classifier, name, content))
             report(done, 2 * len(files))  # reading is the first half of the work
         return self._answer(tuple(photos), classifier, lambda done, _total: report(len(files) + done, 2 * len(files)))
 
@@ -366,25 +368,6 @@ class Session:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _read(classifier: Classifier, name: str, content: bytes | int) -> Photo | Refusal:
-        """Decode twice: as the model reads the file, and sharp enough to show.
-
-        One decode would do for both, but a big JPEG is then drafted either to
-        the model's scale (1/8 of a 12-megapixel photo leaves 500 pixels: a
-        blurred card) or to the card's (and the answer moves by up to 2.6
-        points from what ``Classifier.classify`` gives for the same file).
-        """
-        name = _shown_name(name)
-        try:
-            if not isinstance(content, bytes):
-                check_size(content)
-                raise ImageError("This file did not arrive. Please upload it again.")
-            shown = encode_jpeg(load_image(content, size=DISPLAY_SIZE))
-            return Photo(name, classifier.prepare(content), shown)
-        except ImageError as error:
-            return Refusal(name, str(error))
-
     def _answer(
         self, photos: tuple[Photo | Refusal, ...], classifier: Classifier,
         on_progress: Callable[[int, int], None] | None,
@@ -400,6 +383,30 @@ class Session:
         with self._lock:
             self._state = _replace(self._state, photos=photos, entries=entries, model=classifier.model_name)
         return entries
+
+
+def read_photo(
+    classifier: Classifier, name: str, content: bytes | int, *, display_size: int = DISPLAY_SIZE
+) -> Photo | Refusal:
+    """Read one uploaded file: a :class:`Photo` for ``classifier``, or a :class:`Refusal` that says why not.
+
+    ``content`` may be the size of a file the browser held back for being over
+    the per-photo limit.  The file is decoded twice: as the model reads it, and
+    at most ``display_size`` pixels to show.  One decode would do for both, but
+    a big JPEG is then drafted either to the model's scale (1/8 of a
+    12-megapixel photo leaves 500 pixels: a blurred card) or to the card's (and
+    the answer moves by up to 2.6 points from what ``Classifier.classify``
+    gives for the same file).
+    """
+    name = _shown_name(name)
+    try:
+        if not isinstance(content, bytes):
+            check_size(content)
+            raise ImageError("This file did not arrive. Please upload it again.")
+        shown = encode_jpeg(load_image(content, size=display_size))
+        return Photo(name, classifier.prepare(content), shown)
+    except ImageError as error:
+        return Refusal(name, str(error))
 
 
 def _entry(photo: Photo, explained: Explanation | ImageError, model: str) -> Entry:

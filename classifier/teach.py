@@ -23,13 +23,13 @@ from __future__ import annotations
 import io
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
 import numpy as np
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
 from classifier.architectures import ARCHITECTURES
 from classifier.explain import Head, class_activation_map
@@ -43,8 +43,12 @@ __all__ = [
     "Skipped",
     "TaughtClassifier",
     "TeachingError",
+    "check_class_names",
     "load_taught",
+    "photo_features",
+    "preload_learning",
     "teach",
+    "teach_features",
 ]
 
 MAX_CLASSES: Final[int] = 20
@@ -235,8 +239,7 @@ def teach(
     """Teach a classifier of ``examples``' classes on ``base``'s features; see :meth:`Classifier.teach`."""
     names = _checked_names(examples)
     photos = [(name, index, source) for name, sources in zip(names, examples.values()) for index, source in enumerate(sources)]
-    if len(photos) > MAX_PHOTOS:
-        raise TeachingError(f"That is {len(photos)} photos; a classifier can be taught with at most {MAX_PHOTOS}.")
+    _check_photo_count(len(photos))
     pictures, skipped = [], []
     for done, (name, index, source) in enumerate(photos, start=1):
         try:
@@ -247,25 +250,68 @@ def teach(
             pictures.append((name, prepared))
         if on_progress is not None:
             on_progress(done, 2 * len(photos))
-    empty = [name for name in names if not any(taught == name for taught, _ in pictures)]
-    if empty:
-        reasons = "; ".join(str(skip) for skip in skipped if skip.class_name == empty[0])
-        raise TeachingError(f"“{empty[0]}” has no photo this app can read" + (f": {reasons}" if reasons else "."))
-    both_ways = [view for _, picture in pictures for view in (picture, ImageOps.mirror(picture))]
-    maps = base.feature_maps_batch(
-        both_ways, on_progress=None if on_progress is None else lambda done, total: on_progress(len(photos) + done // 2, 2 * len(photos)),
+    features = photo_features(
+        base, [picture for _, picture in pictures],
+        on_progress=None if on_progress is None else lambda done, _total: on_progress(len(photos) + done, 2 * len(photos)),
     )
-    examples_ = _Examples(
-        features=_pooled(np.stack(maps)),
-        labels=np.repeat([names.index(name) for name, _ in pictures], 2),
-        photos=np.repeat(np.arange(len(pictures)), 2),
+    by_class: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for (name, _), pair in zip(pictures, features):
+        by_class[name].append(pair)
+    return teach_features(base, by_class, skipped=skipped)
+
+
+def photo_features(
+    base: Classifier, pictures: Sequence[Image.Image], *, on_progress: Callable[[int, int], None] | None = None
+) -> list[np.ndarray]:
+    """What ``base`` sees in each picture and in its mirror image: one ``(2, channels)`` array per picture.
+
+    The features a classifier is taught with (pooled, unit length); pass
+    pictures made by :meth:`Classifier.prepare`.  ``on_progress`` gets
+    ``(done, total)`` per picture.
+    """
+    def report(views_done: int, _views: int) -> None:
+        if on_progress is not None and views_done % 2 == 0:
+            on_progress(views_done // 2, len(pictures))
+
+    both_ways = [view for picture in pictures for view in (picture, ImageOps.mirror(picture))]
+    maps = base.feature_maps_batch(both_ways, on_progress=report)
+    failed = next((item for item in maps if isinstance(item, ImageError)), None)
+    if failed is not None:
+        raise failed
+    if not maps:
+        return []
+    return list(_pooled(np.stack(maps)).reshape(len(pictures), 2, -1))
+
+
+def teach_features(
+    base: Classifier, features: Mapping[str, Sequence[np.ndarray]], *, skipped: Sequence[Skipped] = ()
+) -> TaughtClassifier:
+    """Teach a classifier from features :func:`photo_features` computed with ``base``: class name -> arrays.
+
+    The checks and errors of :func:`teach`; ``skipped`` lists photos of the
+    classes that could not be read (a class left without any is refused, with why).
+    """
+    names = _checked_names(features)
+    _check_photo_count(sum(len(pairs) for pairs in features.values()))
+    for name, pairs in zip(names, features.values()):
+        if not pairs:
+            reasons = "; ".join(str(skip) for skip in skipped if skip.class_name == name)
+            raise TeachingError(f"“{name}” has no photo this app can read" + (f": {reasons}" if reasons else "."))
+    pairs = [pair for class_pairs in features.values() for pair in class_pairs]
+    labels = [label for label, class_pairs in enumerate(features.values()) for _ in class_pairs]
+    examples = _Examples(
+        features=np.concatenate(pairs),
+        labels=np.repeat(labels, 2),
+        photos=np.repeat(np.arange(len(pairs)), 2),
     )
-    weights, bias, method = _fit(examples_.features, examples_.labels, len(names))
-    return TaughtClassifier(base, names, weights, bias, method=method, skipped=skipped, examples=examples_)
+    weights, bias, method = _fit(examples.features, examples.labels, len(names))
+    return TaughtClassifier(base, names, weights, bias, method=method, skipped=skipped, examples=examples)
 
 
 def load_taught(
-    source: str | os.PathLike[str] | bytes | IO[bytes], *, classifier: Classifier | None = None
+    source: str | os.PathLike[str] | bytes | IO[bytes],
+    *,
+    classifier: Classifier | Callable[[str], Classifier] | None = None,
 ) -> TaughtClassifier:
     """Open a classifier saved by :meth:`TaughtClassifier.save`, on the base network it was taught on.
 
@@ -274,7 +320,9 @@ def load_taught(
     source
         A path, the file's bytes, or a binary file.
     classifier
-        The base network to use; by default one is built for the saved model name.
+        The base network to use, or a function that returns it for the saved
+        model name (such as :func:`classifier.session.shared_classifier`); by
+        default ``Classifier(model=name)``.
 
     Raises
     ------
@@ -284,7 +332,10 @@ def load_taught(
     """
     arrays = _read_arrays(source)
     model, needed = str(arrays["base_model"]), str(arrays["base_weights"])
-    base = classifier or Classifier(model=model)
+    if isinstance(classifier, Classifier):
+        base = classifier
+    else:
+        base = (classifier or _new_classifier)(model)
     if base.weights_id != needed:
         raise TeachingError(
             f"This classifier was taught on {model} with other weights ({needed}); it only works on the "
@@ -294,6 +345,16 @@ def load_taught(
         raise _not_a_taught_file()
     classes = [str(name) for name in arrays["classes"]]
     return TaughtClassifier(base, classes, arrays["weights"], arrays["bias"], method=str(arrays["method"]))
+
+
+def preload_learning() -> None:
+    """Import the parts of scikit-learn that teaching uses (about a second), so the first training need not wait."""
+    import sklearn.linear_model
+    import sklearn.model_selection  # noqa: F401
+
+
+def _new_classifier(model: str) -> Classifier:
+    return Classifier(model=model)
 
 
 # --- learning -----------------------------------------------------------------------------------
@@ -361,10 +422,22 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 # --- checks -------------------------------------------------------------------------------------
 
 
-def _checked_names(examples: Mapping[str, Sequence[ImageSource]]) -> list[str]:
+def _checked_names(examples: Mapping[str, object]) -> list[str]:
     if not isinstance(examples, Mapping):
         raise TypeError(f"examples must map class names to photos, got {type(examples).__name__}")
-    names = [str(name).strip() for name in examples]
+    return check_class_names(examples)
+
+
+def check_class_names(names: Iterable[str]) -> list[str]:
+    """The class names, trimmed, if they can name a classifier's classes.
+
+    Raises
+    ------
+    TeachingError
+        For fewer than two names or more than :data:`MAX_CLASSES`, an empty name,
+        or two names that are the same but for case.
+    """
+    names = [str(name).strip() for name in names]
     if len(names) < 2:
         raise TeachingError(f"A classifier needs at least two classes to tell apart; got {len(names)}.")
     if len(names) > MAX_CLASSES:
@@ -377,6 +450,11 @@ def _checked_names(examples: Mapping[str, Sequence[ImageSource]]) -> list[str]:
             raise TeachingError(f"Two classes are called “{name}”; please give each class its own name.")
         seen[name.casefold()] = name
     return names
+
+
+def _check_photo_count(count: int) -> None:
+    if count > MAX_PHOTOS:
+        raise TeachingError(f"That is {count} photos; a classifier can be taught with at most {MAX_PHOTOS}.")
 
 
 def _describe(source: ImageSource, index: int) -> str:

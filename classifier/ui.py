@@ -1,15 +1,17 @@
 """The web app's widgets: they show a :class:`~classifier.session.Session` and forward clicks to it.
 
-This is the only module that builds widgets.  What a visitor has and can do
-lives in the session; here each piece of it gets a widget: the photo input,
-the example buttons, the model and guess controls, a status line, and one
-:class:`Card` per file.  Everything a visitor supplies (file names above all)
-is escaped before it reaches the page, and only re-encoded pictures are shown.
+The app has two tabs.  "Classify" is built here: what a visitor has and can do
+lives in the session, and here each piece of it gets a widget: the photo
+input, the example buttons, the model and guess controls, a status line, and
+one :class:`Card` per file.  "Teach" is built by :mod:`classifier.teach_ui` the
+first time it is opened, so a visitor who only classifies never pays for it.
+Everything a visitor supplies (file names above all) is escaped before it
+reaches the page, and only re-encoded pictures are shown.
 
-Slow work runs on two background threads, so the kernel's main thread only
-forwards events: one for classifying and loading models, one for redrawing
-(guesses, heatmaps), so neither a conversion nor a big upload freezes the
-controls that do not depend on it.
+Slow work runs on two background threads per tab, so the kernel's main thread
+only forwards events: one for classifying and loading models, one for
+redrawing (guesses, heatmaps), so neither a conversion nor a big upload
+freezes the controls that do not depend on it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import base64
 import html
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_bool import ToggleButtonStyle
@@ -49,7 +51,21 @@ from classifier.session import (
     upload_problem,
 )
 
-__all__ = ["Card", "CardParts", "ClassifierApp", "RefusalCard", "build_app"]
+if TYPE_CHECKING:
+    from classifier.teach_ui import TeachApp
+
+__all__ = [
+    "Card",
+    "CardParts",
+    "ClassifierApp",
+    "Panel",
+    "RefusalCard",
+    "build_app",
+    "display_data",
+    "download_link",
+    "example_button",
+    "photo_count",
+]
 
 _MAX_NAME_CHARS: Final[int] = 60
 _READY: Final[str] = "Ready: upload photos or try an example."
@@ -62,6 +78,9 @@ _STYLE: Final[str] = """
 /* Text keeps its own line height; only the controls grow to the 44 px a finger needs. */
 .mn-app .widget-html-content { line-height: 1.45; }
 .mn-hint { color: #444; margin: 0 0 4px 0; }
+/* Tabs as tall as the other controls, for fingers. */
+.mn-app { --jp-widgets-horizontal-tab-height: 44px; }
+.mn-app .lm-TabBar-tab { font-size: 16px; }
 .mn-status { min-height: 1.5em; }
 .mn-status .mn-problem { color: #b00020; font-weight: 600; }
 .mn-cards { display: flex; flex-wrap: wrap; gap: 12px; }
@@ -150,7 +169,9 @@ class Card(widgets.VBox):
 
     def _chart(self, top_k: int) -> dict[str, Any]:
         if top_k not in self._charts:
-            self._charts[top_k] = _display_data(plot_predictions(self.result.predictions(top_k)))
+            self._charts[top_k] = display_data(
+                plot_predictions(self.result.predictions(top_k)), "Bar chart of the guesses listed above"
+            )
         return self._charts[top_k]
 
     def show_heatmap(self, shown: bool) -> None:
@@ -175,8 +196,112 @@ class RefusalCard(widgets.VBox):
         )
 
 
-class ClassifierApp:
-    """The app: photo input, examples, model and guess controls, status, one card per file.
+class Panel:
+    """What each tab has: a status line, a progress bar, and two background lanes for its work.
+
+    Subclasses switch their controls off and on in :meth:`_set_busy`: off while
+    any job submitted to the work lane is pending.
+
+    Attributes
+    ----------
+    status, progress
+        One line saying what the tab does or what went wrong, and a progress bar.
+    """
+
+    def __init__(self, name: str, card_parts: CardParts | None = None) -> None:
+        self._card_parts = card_parts or CardParts()
+        self.status = widgets.HTML(layout=widgets.Layout(width="100%")).add_class("mn-status")
+        self.progress = widgets.FloatProgress(
+            min=0.0, max=1.0, layout=widgets.Layout(width="100%", max_width="480px", visibility="hidden")
+        )
+        self._work = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-work")
+        self._redraw = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-redraw")
+        self._pending_work = 0  # jobs submitted to _work and not finished: the controls wait for them
+        self._pending_lock = threading.Lock()
+
+    def wait(self, timeout: float = 300) -> None:
+        """Return once everything asked of the tab so far is done (for tests and scripts).
+
+        Raises
+        ------
+        TimeoutError
+            If that takes longer than ``timeout`` seconds.
+        """
+        pending = [lane.submit(lambda: None) for lane in (self._work, self._redraw)]
+        if wait_for(pending, timeout=timeout).not_done:
+            raise TimeoutError(f"the app is still busy after {timeout} s")
+
+    def _set_busy(self, busy: bool) -> None:
+        raise NotImplementedError
+
+    def _submit(self, lane: ThreadPoolExecutor, work: Callable[[], None]) -> Future[None]:
+        """Run ``work`` on ``lane``; while work is pending on the work lane, the controls are off."""
+        counts = lane is self._work
+        if counts:
+            self._count_work(+1)
+
+        def guarded() -> None:
+            try:
+                work()
+            except Exception:  # never let a traceback reach the page
+                _LOG.exception("a visitor's action failed")
+                self._show_problem("Something went wrong. Please try again.")
+            finally:
+                if counts:
+                    self._hide_progress()
+                    self._count_work(-1)
+
+        return lane.submit(guarded)
+
+    def _count_work(self, change: int) -> None:
+        with self._pending_lock:  # held while the controls change, so the last count always wins
+            self._pending_work += change
+            self._set_busy(self._pending_work > 0)
+
+    def _show_cards(self, cards: widgets.Box, entries: Sequence[Entry], top_k: int) -> None:
+        """Show one card per entry in ``cards``, closing the cards shown before."""
+        old = cards.children
+        cards.children = tuple(self._card(entry, top_k) for entry in entries)
+        for card in old:
+            _close_card(card)
+
+    def _card(self, entry: Entry, top_k: int) -> Card | RefusalCard:
+        if isinstance(entry, Refusal):
+            return RefusalCard(entry, self._card_parts)
+        card = Card(entry, top_k, self._card_parts)
+        card.heatmap.observe(lambda change: self._submit(self._redraw, lambda: card.show_heatmap(change["new"])),
+                             names="value")
+        return card
+
+    def _show_status(self, text: str, line: widgets.HTML | None = None) -> None:
+        """Say what the tab does, in the status line (or another ``line`` nearer the control concerned)."""
+        (line or self.status).value = f"<span role='status' aria-live='polite'>{html.escape(text)}</span>"
+
+    def _show_problem(self, text: str, line: widgets.HTML | None = None) -> None:
+        """Say what went wrong, in the status line (or another ``line`` nearer the control concerned)."""
+        (line or self.status).value = f"<span class='mn-problem' role='alert'>{html.escape(text)}</span>"
+
+    def _show_conversion(self, message: str, fraction: float) -> None:
+        self._show_status(message)
+        self._show_progress(fraction)
+
+    def _show_steps(self, done: int, total: int) -> None:
+        if total > 2:  # a bar for batches; one photo takes no time to watch
+            self._show_progress(done / total)
+
+    def _show_progress(self, fraction: float) -> None:
+        if abs(fraction - self.progress.value) < 0.02 and fraction < 1:
+            return  # steps a person cannot see would only add messages
+        self.progress.value = fraction
+        self.progress.layout.visibility = "visible"
+
+    def _hide_progress(self) -> None:
+        self.progress.layout.visibility = "hidden"
+        self.progress.value = 0.0
+
+
+class ClassifierApp(Panel):
+    """The app: a "Classify" tab (photo input, examples, model and guess controls, cards) and a "Teach" tab.
 
     Parameters
     ----------
@@ -190,29 +315,36 @@ class ClassifierApp:
         The visitor's session.
     widget
         The root widget; displaying the app displays it.
+    tabs
+        The two tabs; the "Teach" tab is built the first time it is selected.
+    teach
+        The Teach tab (a :class:`classifier.teach_ui.TeachApp`), or ``None`` until opened.
     photo_input
         The upload button, drop area and paste target.
     example_buttons
         One button per bundled example photo.
     model_choice
-        Drop-down of the MobileNets; choosing one re-classifies the photos.
+        Drop-down of the MobileNets; choosing one re-classifies the photos (and
+        is the network the Teach tab teaches on).
     guesses
         How many guesses each card shows (1-10); the model does not run again.
     download
         A link to the results as CSV, empty while there are none.
     status, progress
-        One line saying what the app does or what went wrong, and a progress bar.
+        One line saying what the tab does or what went wrong, and a progress bar.
     cards
         Holds one :class:`Card` or :class:`RefusalCard` per file.
     """
 
     def __init__(self, session: Session) -> None:
+        super().__init__("classifier")
         self.session = session
+        self.teach: TeachApp | None = None
         self.photo_input = PhotoInput(
             on_upload=self._on_upload, on_refused=self._on_refused, max_files=MAX_FILES,
             max_file_bytes=DEFAULT_MAX_BYTES, max_total_bytes=MAX_UPLOAD_BYTES,
         ).add_class("mn-input")
-        self.example_buttons = [self._example_button(example) for example in EXAMPLES]
+        self.example_buttons = [example_button(example, self._classify) for example in EXAMPLES]
         self.model_choice = widgets.Dropdown(
             options=list(ARCHITECTURES), value=session.model, description="Model:",
             layout=widgets.Layout(width="260px"),
@@ -223,14 +355,8 @@ class ClassifierApp:
             layout=widgets.Layout(width="180px"),
         )
         self.download = widgets.HTML()
-        self.status = widgets.HTML(layout=widgets.Layout(width="100%")).add_class("mn-status")
-        self.progress = widgets.FloatProgress(
-            min=0.0, max=1.0, layout=widgets.Layout(width="100%", max_width="480px", visibility="hidden")
-        )
         self.cards = widgets.Box(layout=widgets.Layout(width="100%")).add_class("mn-cards")
-        self._card_parts = CardParts()
-        self.widget = widgets.VBox([
-            widgets.HTML(_STYLE),
+        classify = widgets.VBox([
             widgets.HTML(
                 "<p class='mn-hint'>JPEG, PNG, GIF, WebP, BMP or TIFF photos, up to "
                 f"{DEFAULT_MAX_BYTES // 2**20} MB each, {MAX_FILES} photos and "
@@ -245,45 +371,41 @@ class ClassifierApp:
                 [self.model_choice, self.guesses, self.download],
                 layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
             ),
+            self.status,
+            self.progress,
+            self.cards,
+        ])
+        self.tabs = widgets.Tab([classify, widgets.VBox()], titles=("Classify", "Teach"))
+        self.widget = widgets.VBox([
+            widgets.HTML(_STYLE),
             widgets.HTML(
                 "<p role='alert' class='mn-in-voila'>The connection to the app was lost. Please reload the page.</p>"
                 "<p role='alert' class='mn-in-notebook'>The kernel has restarted or stopped. "
                 "Run the cell again to start the app.</p>"
             ).add_class("mn-connection-lost"),
-            self.status,
-            self.progress,
-            self.cards,
+            self.tabs,
         ]).add_class("mn-app")
-        # Classifying and loading models on one thread, redrawing on another: see the module docstring.
-        self._work = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier-work")
-        self._redraw = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier-redraw")
-        self._pending_work = 0  # jobs submitted to _work and not finished: the controls wait for them
-        self._pending_lock = threading.Lock()
         self.model_choice.observe(self._on_model_choice, names="value")
         self.guesses.observe(self._on_guesses, names="value")
+        self.tabs.observe(self._on_tab, names="selected_index")
         self._submit(self._work, self._prepare_first_model)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def wait(self, timeout: float = 300) -> None:
-        """Return once everything asked of the app so far is done (for tests and scripts).
+        """Return once everything asked of the app so far, in both tabs, is done (for tests and scripts).
 
         Raises
         ------
         TimeoutError
             If that takes longer than ``timeout`` seconds.
         """
-        pending = [lane.submit(lambda: None) for lane in (self._work, self._redraw)]
-        if wait_for(pending, timeout=timeout).not_done:
-            raise TimeoutError(f"the app is still busy after {timeout} s")
+        super().wait(timeout)
+        if self.teach is not None:
+            self.teach.wait(timeout)
 
     # --- events (on the kernel's main thread: they only hand work over) ----------------------
-
-    def _example_button(self, example: Example) -> widgets.Button:
-        button = widgets.Button(description=example.title, tooltip=f"Classify the example photo “{example.title}”")
-        button.on_click(lambda _button: self._classify([(example.path.name, example.path.read_bytes())]))
-        return button
 
     def _on_upload(self, files: list[tuple[str, bytes | int]]) -> None:
         self._classify(files)
@@ -298,6 +420,14 @@ class ClassifierApp:
     def _on_guesses(self, change: dict[str, Any]) -> None:
         self.session.set_top_k(change["new"])
         self._submit(self._redraw, self._redraw_guesses)
+
+    def _on_tab(self, change: dict[str, Any]) -> None:
+        if change["new"] == 1 and self.teach is None:
+            # Imported and built on first use: visitors who only classify never pay for it.
+            from classifier.teach_ui import TeachApp, TeachSession
+
+            self.teach = TeachApp(TeachSession(self.session), self._card_parts)
+            self.tabs.children = (self.tabs.children[0], self.teach.widget)
 
     def _classify(self, files: list[tuple[str, bytes | int]]) -> None:
         self._submit(self._work, lambda: self._read_and_classify(files))
@@ -317,7 +447,7 @@ class ClassifierApp:
             self._show_status(_READY)
 
     def _read_and_classify(self, files: list[tuple[str, bytes | int]]) -> None:
-        self._show_status(f"Working… reading and classifying {_photo_count(len(files))}.")
+        self._show_status(f"Working… reading and classifying {photo_count(len(files))}.")
         try:
             self.session.classify(files, on_progress=self._show_steps)
         except (UploadError, ModelUnavailableError) as error:
@@ -349,57 +479,21 @@ class ClassifierApp:
 
     def _show_entries(self) -> None:
         entries = self.session.entries
-        old = self.cards.children
-        self.cards.children = tuple(self._card(entry) for entry in entries)
-        for card in old:
-            _close_card(card)
+        self._show_cards(self.cards, entries, self.session.top_k)
         self._update_download()
         refused = sum(isinstance(entry, Refusal) for entry in entries)
-        summary = f"Done: {_photo_count(len(entries) - refused)} classified"
+        summary = f"Done: {photo_count(len(entries) - refused)} classified"
         self._show_status(summary + (f", {refused} could not be read." if refused else "."))
-
-    def _card(self, entry: Entry) -> Card | RefusalCard:
-        if isinstance(entry, Refusal):
-            return RefusalCard(entry, self._card_parts)
-        card = Card(entry, self.session.top_k, self._card_parts)
-        card.heatmap.observe(lambda change: self._submit(self._redraw, lambda: card.show_heatmap(change["new"])),
-                             names="value")
-        return card
 
     def _update_download(self) -> None:
         if not any(isinstance(entry, Result) for entry in self.session.entries):
             self.download.value = ""
             return
         # The byte-order mark makes spreadsheet programs read non-ASCII file names correctly.
-        data = base64.b64encode(self.session.csv().encode("utf-8-sig")).decode("ascii")
-        self.download.value = (
-            "<a class='mn-download' download='photo-predictions.csv' "
-            f"href='data:text/csv;charset=utf-8;base64,{data}'>Download results (CSV)</a>"
+        self.download.value = download_link(
+            "photo-predictions.csv", "text/csv;charset=utf-8", self.session.csv().encode("utf-8-sig"),
+            "Download results (CSV)",
         )
-
-    def _submit(self, lane: ThreadPoolExecutor, work: Callable[[], None]) -> Future[None]:
-        """Run ``work`` on ``lane``; while work is pending on the work lane, its controls are off."""
-        counts = lane is self._work
-        if counts:
-            self._count_work(+1)
-
-        def guarded() -> None:
-            try:
-                work()
-            except Exception:  # never let a traceback reach the page
-                _LOG.exception("a visitor's action failed")
-                self._show_problem("Something went wrong. Please try again.")
-            finally:
-                if counts:
-                    self._hide_progress()
-                    self._count_work(-1)
-
-        return lane.submit(guarded)
-
-    def _count_work(self, change: int) -> None:
-        with self._pending_lock:  # held while the controls change, so the last count always wins
-            self._pending_work += change
-            self._set_busy(self._pending_work > 0)
 
     # --- showing state ----------------------------------------------------------------------
 
@@ -410,29 +504,21 @@ class ClassifierApp:
         for button in self.example_buttons:
             button.disabled = busy
 
-    def _show_status(self, text: str) -> None:
-        self.status.value = f"<span role='status' aria-live='polite'>{html.escape(text)}</span>"
 
-    def _show_problem(self, text: str) -> None:
-        self.status.value = f"<span class='mn-problem' role='alert'>{html.escape(text)}</span>"
+def example_button(example: Example, classify: Callable[[list[tuple[str, bytes]]], None]) -> widgets.Button:
+    """A button that hands ``example``'s photo to ``classify``, as an upload of one file would."""
+    button = widgets.Button(description=example.title, tooltip=f"Classify the example photo “{example.title}”")
+    button.on_click(lambda _button: classify([(example.path.name, example.path.read_bytes())]))
+    return button
 
-    def _show_conversion(self, message: str, fraction: float) -> None:
-        self._show_status(message)
-        self._show_progress(fraction)
 
-    def _show_steps(self, done: int, total: int) -> None:
-        if total > 2:  # a bar for batches; one photo takes no time to watch
-            self._show_progress(done / total)
-
-    def _show_progress(self, fraction: float) -> None:
-        if abs(fraction - self.progress.value) < 0.02 and fraction < 1:
-            return  # steps a person cannot see would only add messages
-        self.progress.value = fraction
-        self.progress.layout.visibility = "visible"
-
-    def _hide_progress(self) -> None:
-        self.progress.layout.visibility = "hidden"
-        self.progress.value = 0.0
+def download_link(file_name: str, media_type: str, content: bytes, text: str) -> str:
+    """A link that saves ``content`` as ``file_name``: the file travels in the page, nothing is stored."""
+    data = base64.b64encode(content).decode("ascii")
+    return (
+        f"<a class='mn-download' download='{_attribute(file_name)}' "
+        f"href='data:{media_type};base64,{data}'>{html.escape(text)}</a>"
+    )
 
 
 def build_app(
@@ -468,12 +554,12 @@ def _close_card(card: Card | RefusalCard) -> None:
     card.close()
 
 
-def _display_data(figure: Figure) -> dict[str, Any]:
-    """An output as a notebook cell would have it for ``figure``: its PNG, and words for screen readers."""
+def display_data(figure: Figure, description: str) -> dict[str, Any]:
+    """An output as a notebook cell would have it for ``figure``: its PNG, and ``description`` for screen readers."""
     png = base64.b64encode(figure_to_png(figure)).decode("ascii")
     return {
         "output_type": "display_data",
-        "data": {"image/png": png, "text/plain": "Bar chart of the guesses listed above"},
+        "data": {"image/png": png, "text/plain": description},
         "metadata": {},
     }
 
@@ -521,5 +607,6 @@ def _attribute(text: str, limit: int = _MAX_NAME_CHARS) -> str:
     return html.escape(text[:limit], quote=True)
 
 
-def _photo_count(count: int) -> str:
+def photo_count(count: int) -> str:
+    """"1 photo", "2 photos"."""
     return f"{count} photo" if count == 1 else f"{count} photos"

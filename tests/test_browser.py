@@ -272,8 +272,8 @@ def test_on_a_phone_everything_is_tappable_and_nothing_is_wider_than_the_screen(
     phone.get_by_role("button", name="Rocket").click()
     expect(_first_guess(phone)).to_contain_text("missile", timeout=60_000)
 
-    controls = phone.locator(".mn-app button, .mn-app select, .mn-drop, .mn-download")
-    assert controls.count() >= 11  # upload, drop area, five examples, two drop-downs, CSV, heatmap
+    controls = phone.locator("[role=tab], .mn-app button, .mn-app select, .mn-drop, .mn-download")
+    assert controls.count() >= 13  # two tabs, upload, drop area, five examples, two drop-downs, CSV, heatmap
     for control in controls.all():
         if control.is_visible():
             box = control.bounding_box()
@@ -293,3 +293,108 @@ def test_a_full_upload_of_broken_files_leaves_the_app_responsive(page: Page, pho
     _upload(page, [photos["coffee"]])
     expect(page.locator(".mn-card")).to_have_count(1, timeout=30_000)
     expect(_first_guess(page)).to_contain_text("espresso", timeout=30_000)
+
+
+def _screenshot_whole_app(page: Page, path: Path) -> None:
+    """Voilà scrolls inside the page, so a full-page screenshot is one window: grow the window to the app."""
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('.mn-app').getBoundingClientRect().height")
+    page.set_viewport_size({"width": size["width"], "height": int(height) + 60})
+    page.evaluate("() => document.querySelector('.mn-app').scrollIntoView()")
+    page.screenshot(path=path)
+    page.set_viewport_size(size)
+
+
+def _halves(photo: Path, folder: Path) -> tuple[Path, Path]:
+    """The left and right halves of a photo, as two files: two different photos of one thing."""
+    from PIL import Image
+
+    picture = Image.open(photo).convert("RGB")
+    left, right = folder / f"{photo.stem}-left.jpg", folder / f"{photo.stem}-right.jpg"
+    picture.crop((0, 0, picture.width // 2 + 40, picture.height)).save(left, quality=92)
+    picture.crop((picture.width // 2 - 40, 0, picture.width, picture.height)).save(right, quality=92)
+    return left, right
+
+
+def _name_class_and_add(page: Page, index: int, name: str, files: list[Path]) -> None:
+    box = page.locator(".mn-class").nth(index)
+    box.locator("input[type=text]").fill(name)
+    box.locator("input[type=text]").press("Enter")
+    with page.expect_file_chooser() as chooser:
+        box.get_by_role("button", name="Add photos").click()
+    chooser.value.set_files(files)
+    expect(box.locator(".mn-strip-count")).to_have_text(f"{len(files)} photos", timeout=60_000)
+
+
+def test_visitor_teaches_two_classes_trains_tries_a_photo_and_keeps_the_classifier(
+    page: Page, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    from PIL import Image, ImageOps
+
+    from classifier import Classifier, load_taught
+
+    cat_left, cat_right = _halves(photos["chelsea"], tmp_path)
+    cup_left, _ = _halves(photos["coffee"], tmp_path)
+    cat_mirror, cup_mirror = tmp_path / "cat-mirror.png", tmp_path / "cup-mirror.png"
+    ImageOps.mirror(Image.open(photos["chelsea"])).save(cat_mirror)
+    ImageOps.mirror(Image.open(photos["coffee"])).save(cup_mirror)
+
+    page.get_by_role("tab", name="Teach").click()
+    expect(page.locator(".mn-class")).to_have_count(2, timeout=30_000)
+    _name_class_and_add(page, 0, "cat", [cat_left, cat_mirror])
+    _name_class_and_add(page, 1, "espresso", [cup_left, cup_mirror])
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_text(re.compile("Trained on MobileNetV2 in"))).to_be_visible(timeout=60_000)
+    expect(page.locator(".mn-evaluation")).to_contain_text("Accuracy: 100% of 4 photos")
+    chart = page.locator(".mn-confusion img")
+    expect(chart).to_be_visible()
+    assert chart.evaluate("image => image.complete && image.naturalWidth > 0")
+
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Try photos").click()
+    chooser.value.set_files([cat_right])
+    card = page.locator(".mn-teach .mn-card").first
+    expect(card.locator(".mn-predictions li").first).to_contain_text("cat", timeout=60_000)
+    expect(card).to_contain_text("Answered by your classifier (on MobileNetV2)")
+    card.get_by_role("button", name="Show heatmap").click()
+    expect(card.locator("img.mn-photo.mn-heatmap")).to_be_visible(timeout=30_000)
+    _screenshot_whole_app(page, tmp_path / "teach.png")
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        shutil.copy(tmp_path / "teach.png", SCREENSHOT.with_name("screenshot-teach.png"))
+
+    # A paste on the Teach tab goes to Try it, not to the Classify tab hidden behind it.
+    _hand_over(page, "paste", "pasted.png", photos["coffee"].read_bytes(), "image/png")
+    expect(card.locator(".mn-name")).to_have_text("pasted.png", timeout=60_000)
+    expect(card.locator(".mn-predictions li").first).to_contain_text("espresso")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the classifier (.npz)").click()
+    saved = download.value.path()
+    assert load_taught(saved, classifier=Classifier()).classes == ("cat", "espresso")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Open a saved classifier").click()
+    chooser.value.set_files([{"name": "mine.npz", "mimeType": "application/octet-stream", "buffer": saved.read_bytes()}])
+    expect(page.get_by_text("Opened mine.npz: cat, espresso (taught on MobileNetV2).")).to_be_visible(timeout=60_000)
+    _assert_no_code_or_traceback(page)
+
+    page.get_by_role("tab", name="Classify").click()
+    expect(page.locator(".mn-card:visible")).to_have_count(0)  # the Classify tab kept its own (no) results
+
+
+def test_the_teach_tab_fits_a_phone(phone: Page, photos: dict[str, Path]) -> None:
+    phone.get_by_role("tab", name="Teach").click()
+    expect(phone.locator(".mn-class")).to_have_count(2, timeout=30_000)
+    with phone.expect_file_chooser() as chooser:
+        phone.locator(".mn-class").first.get_by_role("button", name="Add photos").click()
+    chooser.value.set_files([photos["chelsea"], photos["coffee"]])
+    expect(phone.locator(".mn-strip-photos li")).to_have_count(2, timeout=60_000)
+    controls = phone.locator("[role=tab], .mn-teach button, .mn-teach input[type=text], .mn-teach .mn-drop")
+    for control in controls.all():
+        if control.is_visible():
+            box = control.bounding_box()
+            # A thumbnail's remove button is a corner badge: 32 px, above WCAG's 24 px minimum for targets.
+            least = 32 if control.get_attribute("aria-label", timeout=1000) and "Remove" in (
+                control.get_attribute("aria-label") or "") else 44
+            assert box and box["height"] >= least, f"{control.inner_text()!r} is {box and box['height']} px high"
+    width = phone.evaluate("() => window.innerWidth")
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= width

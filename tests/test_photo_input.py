@@ -183,5 +183,16 @@ def test_the_browser_cannot_change_the_widgets_state(widget: PhotoInput) -> None
 def test_the_page_side_is_an_anywidget_module() -> None:
     module = Path(PhotoInput._esm).read_text() if isinstance(PhotoInput._esm, Path) else str(PhotoInput._esm)
     assert "export default { render }" in module
-    for promise in ('accept: "image/*"', "multiple: true", '"paste"', '"drop"', "max_total_bytes", "max_files"):
+    for promise in ('model.get("accept")', '"paste"', '"drop"', "max_total_bytes", "max_files"):
         assert promise in module
+
+
+def test_photos_by_default_and_other_files_when_asked() -> None:
+    photos = PhotoInput(on_upload=print, on_refused=print, max_files=5, max_file_bytes=10, max_total_bytes=20)
+    assert (photos.accept, photos.label, photos.paste) == ("image/*", "Upload photos", True)
+    saved = PhotoInput(on_upload=print, on_refused=print, max_files=1, max_file_bytes=10, max_total_bytes=10,
+                       accept=".npz", label="Open a saved classifier", paste=False)
+    assert (saved.accept, saved.label, saved.paste) == (".npz", "Open a saved classifier", False)
+    saved._handle_msg({"content": {"data": {"method": "update", "state": {"accept": "*", "paste": True}}},
+                       "buffers": []})
+    assert (saved.accept, saved.paste) == (".npz", False)

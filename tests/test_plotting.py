@@ -114,5 +114,18 @@ def test_a_confusion_matrix_shows_every_count_and_the_accuracy() -> None:
     (axes,) = figure.axes
     assert sorted(text.get_text() for text in axes.texts) == sorted(map(str, evaluation.confusion.ravel()))
     assert [label.get_text() for label in axes.get_yticklabels()] == ["cat", "dog", "hot dog"]
-    assert figure.texts[0].get_text() == "82% of 11 photos right (leave-one-out cross-validation)"
+    assert figure.texts[0].get_text() == "82% of 11 photos right\n(leave-one-out cross-validation)"
     assert Image.open(io.BytesIO(figure_to_png(figure))).format == "PNG"
+
+
+@pytest.mark.parametrize("classes", [2, 10])
+def test_a_confusion_matrix_fits_its_words_in_the_figure(classes: int) -> None:
+    names = tuple(f"class with a long name {n}" for n in range(classes))
+    figure = plot_confusion(Evaluation(names, np.eye(classes, dtype=int) * 5, "5-fold"))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    words = [figure.texts[0], *figure.axes[0].get_xticklabels(), *figure.axes[0].get_yticklabels()]
+    for text in words:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= figure.bbox.width and box.y1 <= figure.bbox.height, text

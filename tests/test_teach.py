@@ -16,7 +16,15 @@ import pytest
 from PIL import Image
 
 from classifier import Classifier, Evaluation, ImageError, TaughtClassifier, TeachingError, load_taught
-from classifier.teach import MAX_CLASSES, MAX_PHOTOS, REGRESSION_FROM, _cross_validate, _Examples
+from classifier.teach import (
+    MAX_CLASSES,
+    MAX_PHOTOS,
+    REGRESSION_FROM,
+    _cross_validate,
+    _Examples,
+    photo_features,
+    teach_features,
+)
 from tests.conftest import CANVAS, CORNERS, SKIMAGE_DATA, encode, heatmap_mass_per_corner
 
 TEXTURES = ("brick", "grass", "gravel")
@@ -211,3 +219,26 @@ def test_an_evaluation_is_plain_numbers() -> None:
     evaluation = Evaluation(("a", "b"), np.array([[3, 1], [0, 4]]), "leave-one-out")
     assert (evaluation.photos, evaluation.accuracy) == (8, 0.875)
     assert evaluation.recall == {"a": 0.75, "b": 1.0}
+
+
+def test_teaching_from_features_computed_earlier_is_teaching_from_photos(classifier: Classifier) -> None:
+    # The app computes each photo's features when it is added, and teaches from them when asked.
+    examples = {name: _crops(name, 2, size=0.3) for name in TEXTURES}
+    features = {
+        name: photo_features(classifier, [classifier.prepare(crop) for crop in crops]) for name, crops in examples.items()
+    }
+    assert all(pair.shape == (2, classifier.feature_channels) for pairs in features.values() for pair in pairs)
+    from_features, from_photos = teach_features(classifier, features), classifier.teach(examples)
+    held_out = _crops("gravel", 1, offset=0.6)[0]
+    assert from_features.classify(held_out, top_k=3) == from_photos.classify(held_out, top_k=3)
+    assert np.array_equal(from_features.evaluate().confusion, from_photos.evaluate().confusion)
+
+
+def test_a_saved_classifier_finds_its_network_through_a_function(textures: TaughtClassifier, classifier: Classifier) -> None:
+    asked: list[str] = []
+
+    def network(model: str) -> Classifier:
+        asked.append(model)
+        return classifier
+
+    assert load_taught(_saved(textures), classifier=network).base is classifier and asked == ["MobileNetV2"]

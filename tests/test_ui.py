@@ -146,7 +146,8 @@ def test_unavailable_model_is_explained_and_uploads_stay_off() -> None:
 
 
 def test_hint_states_the_limits_that_apply(app: ClassifierApp) -> None:
-    hint = next(child.value for child in app.widget.children if "class='mn-hint'" in getattr(child, "value", ""))
+    classify_tab = app.tabs.children[0]
+    hint = next(child.value for child in classify_tab.children if "class='mn-hint'" in getattr(child, "value", ""))
     assert "up to 20 MB each, 100 photos and 50 MB per upload" in hint
     assert (MAX_FILES, MAX_UPLOAD_BYTES) == (100, 50 * 2**20)
     assert app.photo_input.limits == {
