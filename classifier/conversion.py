@@ -331,3 +331,26 @@ def _write_atomically(target: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Convert models ahead of use, e.g. when an image is built: ``python -m classifier.conversion --all``.
+
+    Prints the converted network file of each model.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m classifier.conversion", description=main.__doc__)
+    parser.add_argument("models", nargs="*", default=[DEFAULT_ARCHITECTURE],
+                        help=f"models to convert, of {', '.join(ARCHITECTURES)} (default: {DEFAULT_ARCHITECTURE})")
+    parser.add_argument("--all", action="store_true", help="convert every model the app offers")
+    arguments = parser.parse_args(argv)
+    models = list(ARCHITECTURES) if arguments.all else arguments.models
+    for unknown in (model for model in models if model not in ARCHITECTURES):
+        parser.error(f"unknown model {unknown!r}; choose from {', '.join(ARCHITECTURES)}")
+    for model in models:
+        print(converted_model(model).network, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,10 +13,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from classifier.architectures import ARCHITECTURES
+from classifier import conversion
+from classifier.architectures import ARCHITECTURES, architecture
 from classifier.conversion import WEIGHTS_FILE, ConvertedModel, _cache_files, converted_model, keras_home
 
 _CLASSIFY_AND_REPORT = textwrap.dedent(
@@ -116,7 +118,8 @@ def test_damaged_cached_files_are_rebuilt_not_served(
 
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["missile", "tensorflow imported: True"]  # converted again
-    assert cached.is_intact() and cached.network.stat().st_size == size
+    # Not compared byte for byte: a conversion in a process that built other Keras models names its layers differently.
+    assert cached.is_intact()
 
 
 def test_missing_weights_without_network_say_where_the_file_goes(tmp_path: Path, photos: dict[str, Path]) -> None:
@@ -197,3 +200,22 @@ def test_damaged_weights_are_explained_not_crashed_on(fresh_keras_home: Path, ph
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("classifier.conversion.ModelUnavailableError")
     assert "could not be loaded" in last_line and str(weights) in last_line
+
+
+def test_the_command_line_converts_the_models_named_or_all(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    converted: list[str] = []
+
+    def convert(model: str) -> SimpleNamespace:  # only MobileNetV2's weights are offline; the others are not converted
+        converted.append(architecture(model).name)
+        return SimpleNamespace(network=Path(f"{model}.tflite"))
+
+    monkeypatch.setattr(conversion, "converted_model", convert)
+    conversion.main(["--all"])
+    assert converted == list(ARCHITECTURES) and capsys.readouterr().out.count(".tflite") == 4
+    converted.clear()
+    conversion.main([])
+    assert converted == ["MobileNetV2"]
+    with pytest.raises(SystemExit):
+        conversion.main(["ResNet50"])
+    assert "unknown model 'ResNet50'" in capsys.readouterr().err
