@@ -118,7 +118,7 @@ def test_damaged_cached_files_are_rebuilt_not_served(
 
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["missile", "tensorflow imported: True"]  # converted again
-    # Not compared byte for byte: a conversion in a process that built other Keras models names its layers differently.
+    # Not compared byte for byte: the same conversion in another process can differ by a few bytes (CI saw 1 kB).
     assert cached.is_intact()
 
 
