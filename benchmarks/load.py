@@ -7,6 +7,7 @@ Run from the repository root (opt-in: it takes about 10 minutes, and no test run
     python -m benchmarks.load --root ../before       # the same crowds against another checkout
     python -m benchmarks.load --voila-arg=--VoilaConfiguration.default_pool_size=4   # a lever
     python -m benchmarks.load --floor                # Voilà's own floor: a one-widget notebook
+    python -m benchmarks.load --hub --visitors 1,5,10  # through JupyterHub (deploy/), a server each
 
 For each crowd a fresh Voilà serves the app as ``voila.json`` says.  Once its
 preheated kernels are ready and quiet, the visitors open the page at once (each
@@ -25,6 +26,13 @@ for "Done", and leave.  Measured on the server's whole process tree from
   the waiting is Chromium's own work on these two cores: ``--floor`` serves a
   notebook of one widget instead of the app, to measure what any Voilà page
   costs.
+
+With ``--hub`` the crowd goes through JupyterHub with ``deploy/jupyterhub_config.py``
+(local processes, see ``classifier.testing.serve_hub``): every visitor is logged
+in anonymously and waits for a Jupyter Server of their own, and "page ready" counts
+from opening the hub's address.  The models are converted before the crowd, as
+the image does at build time; the tree measured is the hub's (proxy, culler,
+every visitor's server and kernel).
 
 It prints a table and writes JSON (``--output``, default ``benchmarks/results/load.json``).
 """
@@ -49,6 +57,7 @@ import skimage
 from playwright.async_api import Browser, FilePayload, Page, async_playwright
 
 from benchmarks.run import machine_info, progress
+from classifier.conversion import converted_model
 from classifier.testing import (
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -58,6 +67,7 @@ from classifier.testing import (
     offline_keras_home,
     process_tree,
     pss_bytes,
+    serve_hub,
     serve_voila,
 )
 
@@ -90,6 +100,8 @@ class Crowd:
     kernels_left_after_60_s: int
     crowd_gone_after_s: float | None
     browser_cpu_s_per_visitor: float
+    servers_left_after_60_s: int | None = None
+    """Through a hub: visitors' Jupyter Servers still running 60 s after they left."""
     machine_load: list[float] = field(default_factory=lambda: list(os.getloadavg()))
 
     def row(self) -> list[str]:
@@ -99,17 +111,20 @@ class Crowd:
             f"{_percentile(self.ready_s, 50)} / {_percentile(self.ready_s, 95)}",
             f"{_percentile(self.results_s, 50)} / {_percentile(self.results_s, 95)}",
             f"{self.cpu_s_per_visitor:.2f}", f"{self.pss_mb_per_visitor:.0f}", f"{self.kernel_pss_mb:.0f}",
-            f"{self.kernels_left_after_60_s} (pool {self.kernels_before})", gone,
+            f"{self.kernels_left_after_60_s} (pool {self.kernels_before})"
+            + ("" if self.servers_left_after_60_s is None else f", {self.servers_left_after_60_s} servers"), gone,
             f"{self.browser_cpu_s_per_visitor:.1f}",
         ]
 
 
-async def visit(browser: Browser, url: str, photos: list[FilePayload]) -> tuple[float, float]:
+async def visit(browser: Browser, url: str, photos: list[FilePayload], *, hub: bool = False) -> tuple[float, float]:
     """One visitor: open the app, wait for Ready, upload ``photos``, wait for Done; return both times."""
     context = await browser.new_context(viewport={"width": 1100, "height": 1400})
     page = await context.new_page()
     started = time.perf_counter()
     await page.goto(url, wait_until="commit", timeout=TIMEOUT_S * 1e3)
+    if hub:  # the hub's "starting" page first, until the visitor's server is up
+        await page.wait_for_url("**/voila/render/**", wait_until="commit", timeout=TIMEOUT_S * 1e3)
     await _status(page, READY_TEXT)
     ready = time.perf_counter() - started
     if not photos:
@@ -138,21 +153,27 @@ async def _status(page: Page, wanted: str) -> None:
         raise RuntimeError(f"the page said {text!r}")
 
 
-async def run_crowd(browser: Browser, visitors: int, photos: int, root: Path, voila_args: Sequence[str]) -> Crowd:
+async def run_crowd(
+    browser: Browser, visitors: int, photos: int, root: Path, voila_args: Sequence[str], *, hub: bool = False
+) -> Crowd:
     """Serve the app afresh, send ``visitors`` at once, and measure what they met and cost."""
     files: list[FilePayload] = [
         {"name": path.name, "mimeType": "image/jpeg" if path.suffix == ".jpg" else "image/png", "buffer": path.read_bytes()}
         for path in (_PHOTOS * photos)[:photos]
     ]
-    with serve_voila(*voila_args, root=root) as (url, server):
-        pool = await _settle(server.pid)
+    serving = serve_hub(max_visitors=visitors) if hub else serve_voila(*voila_args, root=root)
+    with serving as (url, server):
+        pool = await _settle(server.pid, kernels_expected=not hub)
         cpu_before, pss_before = cpu_seconds(process_tree(server.pid)), _tree_pss(server.pid)
         browser_before = cpu_seconds(_browser_pids(server.pid))
-        outcomes = await asyncio.gather(*(visit(browser, url, files) for _ in range(visitors)), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(visit(browser, url, files, hub=hub) for _ in range(visitors)), return_exceptions=True
+        )
         tree = process_tree(server.pid)
         cpu_spent, pss_added = cpu_seconds(tree) - cpu_before, _tree_pss(server.pid) - pss_before
         browser_spent = cpu_seconds(_browser_pids(server.pid)) - browser_before
         kernels = kernel_pids(server.pid)
+        kernel_pss = statistics.fmean(pss_bytes(pid) for pid in kernels) / MB if kernels else 0.0
         for context in browser.contexts:
             await context.close()  # the visitors leave (Playwright sends no beforeunload)
         left = time.monotonic()
@@ -169,25 +190,38 @@ async def run_crowd(browser: Browser, visitors: int, photos: int, root: Path, vo
             failures=[str(outcome).splitlines()[0] for outcome in outcomes if isinstance(outcome, BaseException)],
             cpu_s_per_visitor=cpu_spent / visitors,
             pss_mb_per_visitor=pss_added / visitors / MB,
-            kernel_pss_mb=statistics.fmean(pss_bytes(pid) for pid in kernels) / MB if kernels else 0.0,
+            kernel_pss_mb=kernel_pss,
             kernels_before=pool,
             kernels_left_after_60_s=len(kernel_pids(server.pid)),
             crowd_gone_after_s=gone_after,
             browser_cpu_s_per_visitor=browser_spent / visitors,
+            servers_left_after_60_s=len(_hub_servers(server.pid)) if hub else None,
         )
 
 
-async def _settle(server: int) -> int:
+async def _settle(server: int, *, kernels_expected: bool = True) -> int:
     """Wait until the server's preheated kernels have started and the tree is quiet; return how many."""
     deadline = time.monotonic() + TIMEOUT_S
     previous = cpu_seconds(process_tree(server))
     while time.monotonic() < deadline:
         await asyncio.sleep(2)
         now = cpu_seconds(process_tree(server))
-        if now - previous < 0.05 and kernel_pids(server):
+        if now - previous < 0.05 and (kernel_pids(server) or not kernels_expected):
             return len(kernel_pids(server))
         previous = now
     return len(kernel_pids(server))
+
+
+def _hub_servers(hub: int) -> list[int]:
+    """The visitors' Jupyter Servers a hub runs now."""
+    servers = []
+    for pid in process_tree(hub):
+        try:
+            if b"jupyterhub-singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                servers.append(pid)
+        except OSError:
+            continue
+    return servers
 
 
 def _browser_pids(server: int) -> list[int]:
@@ -234,13 +268,15 @@ def format_table(crowds: Sequence[Crowd]) -> str:
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], *(["failures:", *failures] if failures else [])])
 
 
-async def run_all(crowds: Sequence[int], photos: int, root: Path, voila_args: Sequence[str]) -> list[Crowd]:
+async def run_all(
+    crowds: Sequence[int], photos: int, root: Path, voila_args: Sequence[str], *, hub: bool = False
+) -> list[Crowd]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         results = []
         for visitors in crowds:
-            progress(f"{visitors} visitors")
-            results.append(await run_crowd(browser, visitors, photos, root, voila_args))
+            progress(f"{visitors} visitors" + (" through the hub" if hub else ""))
+            results.append(await run_crowd(browser, visitors, photos, root, voila_args, hub=hub))
         await browser.close()
         return results
 
@@ -252,18 +288,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve (default: this one)")
     parser.add_argument("--voila-arg", action="append", default=[], help="a Voilà option, e.g. to turn a lever off")
     parser.add_argument("--floor", action="store_true", help="serve a one-widget notebook: what any Voilà page costs")
+    parser.add_argument("--hub", action="store_true", help="serve through JupyterHub (deploy/): a server per visitor")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON to write (default {DEFAULT_OUTPUT})")
     arguments = parser.parse_args(argv)
     crowds = [int(size) for size in arguments.visitors.split(",")]
     with offline_keras_home(), tempfile.TemporaryDirectory(prefix="voila-floor-") as floor:
         root = _floor_root(Path(floor)) if arguments.floor else arguments.root.resolve()
         photos = 0 if arguments.floor else arguments.photos
-        results = asyncio.run(run_all(crowds, photos, root, arguments.voila_arg))
+        if arguments.hub:
+            converted_model()  # as the image does when it is built; no visitor's server converts
+        results = asyncio.run(run_all(crowds, photos, root, arguments.voila_arg, hub=arguments.hub))
     print(format_table(results))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps({
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "root": "Voilà's floor: a one-widget notebook" if arguments.floor else str(arguments.root.resolve()),
+        "served_by": "JupyterHub (deploy/jupyterhub_config.py)" if arguments.hub else "Voilà (voila.json)",
         "voila_args": arguments.voila_arg,
         "machine": machine_info(),
         "crowds": [asdict(crowd) for crowd in results],

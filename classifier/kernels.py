@@ -17,6 +17,10 @@ please try again in a minute" page instead of a server that runs out of memory.
 Use it as Voilà's ``VoilaConfiguration.multi_kernel_manager_class`` (see
 ``voila.json``) or as Jupyter Server's ``ServerApp.kernel_manager_class``.
 
+Where each visitor gets a Jupyter Server of their own (JupyterHub, see
+``deploy/``), :class:`AppOnlyAuthorizer` lets them use the app in it and
+nothing else: no file changes, no terminals, no sessions of their own.
+
 Being the one piece of this project that runs inside the server, it also makes
 the server compile its page templates once rather than for every visitor (see
 :func:`share_compiled_templates`).
@@ -30,12 +34,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
+from jupyter_server.auth import Authorizer
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from nbconvert.exporters.templateexporter import TemplateExporter
 from tornado import web
 from traitlets import Bool, Float, Integer
 
-__all__ = ["BUSY_MESSAGE", "VisitorKernelManager", "machine_memory", "share_compiled_templates"]
+__all__ = ["BUSY_MESSAGE", "AppOnlyAuthorizer", "VisitorKernelManager", "machine_memory", "share_compiled_templates"]
 
 BUSY_MESSAGE: Final[str] = "The app is busy: too many visitors at once. Please try again in a minute."
 
@@ -175,3 +180,19 @@ class VisitorKernelManager(AsyncMappingKernelManager):
             record.pop(kernel_id, None)
         self._connected_once.discard(kernel_id)
         return super().remove_kernel(kernel_id)
+
+
+class AppOnlyAuthorizer(Authorizer):
+    """Lets a visitor read anything in their server and act only on kernels, as the Voilà page does.
+
+    Anonymous visitors of a hub get a whole Jupyter Server each.  The app needs
+    its pages, static files and kernel websockets; everything that changes the
+    server (writing or uploading files, which Voilà would then run; terminals;
+    sessions; its settings) is refused with 403.  What a kernel may be asked over
+    its websocket is limited separately, by ``MappingKernelManager.allowed_message_types``
+    (see ``deploy/jupyterhub_config.py``).  Use it as ``ServerApp.authorizer_class``.
+    """
+
+    def is_authorized(self, handler: web.RequestHandler, user: Any, action: str, resource: str) -> bool:
+        """Allow ``read`` on every resource, and ``write`` and ``execute`` on kernels only."""
+        return action == "read" or resource == "kernels"

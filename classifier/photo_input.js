@@ -25,6 +25,31 @@ function isEditable(target) {
   return !!target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
 }
 
+// ipywidgets tells the page only when the server reports its kernel dead; when the server itself is
+// gone (a hub's server out of memory, a lost network) the page would retry for minutes in silence.
+// The body's "mn-offline" class (styled in classifier/ui.py) says so once reconnecting fails a while.
+const OFFLINE_AFTER_MS = 10000;
+
+function watchConnection(model) {
+  const changed = model.widget_manager?.kernel?.connectionStatusChanged;
+  if (!changed) return () => {};
+  let timer;
+  function onStatus(_kernel, status) {
+    clearTimeout(timer);
+    if (status === "connected") {
+      document.body.classList.remove("mn-offline");
+    } else {
+      const delay = status === "disconnected" ? 0 : OFFLINE_AFTER_MS;
+      timer = setTimeout(() => document.body.classList.add("mn-offline"), delay);
+    }
+  }
+  changed.connect(onStatus);
+  return () => {
+    clearTimeout(timer);
+    changed.disconnect(onStatus);
+  };
+}
+
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "mn-photo-input";
@@ -164,7 +189,9 @@ function render({ model, el }) {
   document.addEventListener("dragover", keepPage);
   document.addEventListener("drop", keepPage);
   refresh();
+  const stopWatching = watchConnection(model);
   return () => {
+    stopWatching();
     document.removeEventListener("paste", onPaste);
     document.removeEventListener("dragover", keepPage);
     document.removeEventListener("drop", keepPage);

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ __all__ = [
     "offline_keras_home",
     "process_tree",
     "pss_bytes",
+    "serve_hub",
     "serve_jupyter_server",
     "serve_voila",
 ]
@@ -157,6 +159,46 @@ def serve_jupyter_server(
 
 
 @contextmanager
+def serve_hub(
+    *extra_args: str, max_visitors: int, idle_seconds: int = 600, env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serve the app with JupyterHub and ``deploy/jupyterhub_config.py`` on loopback, as in production
+    but for the spawner: each visitor's server is a local process running this checkout.
+
+    Needs ``configurable-http-proxy`` on the ``PATH``.  The hub's database and
+    secrets live in a temporary folder, removed afterwards with every process the
+    hub started (proxy, culler, visitors' servers and their kernels).
+
+    Parameters
+    ----------
+    extra_args
+        More command-line options for JupyterHub.
+    max_visitors, idle_seconds
+        ``APP_MAX_VISITORS`` and ``APP_IDLE_SECONDS`` (see the config file).
+    env
+        The environment of the hub and, through ``KERAS_HOME``, of the app; by default this one.
+
+    Yields
+    ------
+    tuple
+        The hub's public URL (visitors open it) and the hub process.
+    """
+    port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
+    command = [
+        sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "deploy" / "jupyterhub_config.py"),
+        "--JupyterHub.spawner_class=simple", "--JupyterHub.ip=127.0.0.1", f"--port={port}",
+        f"--JupyterHub.hub_port={hub_port}", f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{proxy_api_port}",
+        *extra_args,
+    ]
+    settings = {"APP_DIR": str(ROOT), "APP_MAX_VISITORS": str(max_visitors), "APP_IDLE_SECONDS": str(idle_seconds)}
+    with tempfile.TemporaryDirectory(prefix="hub-") as folder:
+        url = f"http://127.0.0.1:{port}/"
+        with _serving(command, url, "hub/health", {**(env or os.environ), **settings}, timeout, Path(folder)) as served:
+            yield served
+
+
+@contextmanager
 def _serving(
     command: list[str], url: str, probe: str, env: Mapping[str, str] | None, timeout: float, cwd: Path
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
@@ -166,12 +208,18 @@ def _serving(
             _wait_until_serving(url + probe, server, timeout, log)
             yield url, server
         finally:
+            started = process_tree(server.pid)[1:]
             server.terminate()
             try:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait(timeout=30)
+            for pid in started:  # what the server failed to stop: kernels, a proxy, visitors' servers
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def _wait_until_serving(url: str, server: subprocess.Popen[bytes], timeout: float, log: object) -> None:

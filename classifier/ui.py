@@ -97,8 +97,11 @@ _STYLE: Final[str] = """
 .mn-card .mn-error { color: #b00020; }
 .mn-download { color: #0b57d0; text-decoration: underline; font-weight: 600; display: inline-flex;
                align-items: center; min-height: 44px; padding: 0 4px; }
-/* ipywidgets marks every view "jupyter-widgets-disconnected" once the kernel has died or restarted. */
-.mn-connection-lost:not(.jupyter-widgets-disconnected) { display: none; }
+/* ipywidgets marks every view "jupyter-widgets-disconnected" once the kernel has died or restarted;
+   the photo input marks the body "mn-offline" once the server has been unreachable for a while. */
+body:not(.mn-offline) .mn-connection-lost:not(.jupyter-widgets-disconnected) { display: none; }
+body.mn-offline .mn-status { display: none; }
+body.mn-offline .mn-app :is(.jupyter-button, .widget-dropdown, .mn-input) { opacity: 0.5; pointer-events: none; }
 .mn-connection-lost p { color: #b00020; font-weight: 600; margin: 4px 0; }
 body[data-voila] .mn-connection-lost .mn-in-notebook,
 body:not([data-voila]) .mn-connection-lost .mn-in-voila { display: none; }

@@ -1,0 +1,122 @@
+"""JupyterHub serving the photo app to anonymous visitors, each with a server of their own.
+
+    jupyterhub -f deploy/jupyterhub_config.py
+
+Every visitor who opens the hub's address is logged in as a new anonymous user
+(``jupyterhub-tmpauthenticator``), gets a Jupyter Server of their own, and lands
+straight in the Voilà app.  Servers whose visitor left (or went idle) stop by
+themselves or are culled (``jupyterhub-idle-culler``); at most ``APP_MAX_VISITORS``
+run at once, and the next visitor gets a "busy, try again in a minute" page
+(``templates/429.html``) that retries by itself.
+
+Production spawns each visitor's server in a container of the image Binder
+builds from ``binder/`` (repo2docker), with memory and CPU limits: DockerSpawner
+on one machine, KubeSpawner on Kubernetes (``values.yaml`` holds the same
+settings for Zero to JupyterHub).  The tests run this very file with
+``--JupyterHub.spawner_class=simple`` and ``APP_DIR`` set: local processes,
+without containers, so without the limits (see ``deploy/README.md``).
+
+Settings, from the environment:
+
+``APP_IMAGE``          the image repo2docker built (DockerSpawner).
+``APP_MEM_LIMIT``      memory of one visitor's server (default ``600M``).
+``APP_CPU_LIMIT``      CPUs of one visitor's server (default ``1``).
+``APP_MAX_VISITORS``   servers at once (default: as many as fit in 80% of this machine's memory).
+``APP_IDLE_SECONDS``   a visitor's server is culled after this long without activity (default 600).
+``APP_DIR``            run the app from this checkout instead of the image's home folder (local processes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821  (JupyterHub provides it)
+
+HERE = Path(__file__).resolve().parent
+APP_URL = "/voila/render/notebooks/app.ipynb"
+MEM_LIMIT = os.environ.get("APP_MEM_LIMIT", "600M")
+CPU_LIMIT = float(os.environ.get("APP_CPU_LIMIT", "1"))
+IDLE_SECONDS = int(os.environ.get("APP_IDLE_SECONDS", "600"))
+
+
+def _bytes(size: str) -> int:
+    """``600M`` -> bytes, as JupyterHub reads ``mem_limit``."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    return int(float(size[:-1]) * units[size[-1].upper()]) if size[-1].upper() in units else int(size)
+
+
+def _default_max_visitors() -> int:
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, int(0.8 * machine / _bytes(MEM_LIMIT)))
+
+
+# --- anonymous visitors -------------------------------------------------------------------------
+c.JupyterHub.authenticator_class = "tmp"  # every new visitor is a new user named by a UUID
+c.Authenticator.allow_all = True  # anyone who opens the address is a visitor
+c.JupyterHub.template_paths = [str(HERE / "templates")]
+
+# --- each visitor's server opens the app, and only the app -------------------------------------
+c.Spawner.default_url = APP_URL
+c.Spawner.args = [
+    # Visitors may use the app and nothing else of the Jupyter Server they are given:
+    # no file changes (Voilà would run an uploaded notebook), no terminals, and kernels
+    # take only the widget messages the page sends, never code (as standalone Voilà does).
+    "--ServerApp.authorizer_class=classifier.kernels.AppOnlyAuthorizer",
+    "--ServerApp.terminals_enabled=False",
+    *(f"--MappingKernelManager.allowed_message_types={message}" for message in (
+        "comm_open", "comm_close", "comm_msg", "comm_info_request", "kernel_info_request", "shutdown_request",
+    )),
+    # A server whose visitor left frees its slot: the kernel goes VisitorKernelManager.departed_grace
+    # seconds after the page closed, and the server a minute or two later.
+    "--ServerApp.shutdown_no_activity_timeout=60",
+]
+# Report activity often enough for the culler to tell present visitors from departed ones.
+c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": str(max(5, min(300, IDLE_SECONDS // 10)))}
+c.Spawner.mem_limit = MEM_LIMIT
+c.Spawner.mem_guarantee = os.environ.get("APP_MEM_GUARANTEE", "300M")
+c.Spawner.cpu_limit = CPU_LIMIT
+c.Spawner.cpu_guarantee = CPU_LIMIT / 4
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 60
+c.Spawner.poll_interval = 10  # notice a server that died (out of memory) within seconds
+
+if app_dir := os.environ.get("APP_DIR"):
+    # Local processes: the checkout's settings, which the image puts in ~/.jupyter and its home folder.
+    c.Spawner.notebook_dir = app_dir
+    c.Spawner.environment["JUPYTER_CONFIG_PATH"] = os.pathsep.join([f"{app_dir}/binder", app_dir])
+    c.Spawner.env_keep.append("KERAS_HOME")  # the converted models, where this machine keeps them
+    if os.geteuid() == 0:  # CI machines and containers run as root; the image runs as jovyan
+        c.Spawner.args.append("--allow-root")
+
+# --- a crowd: a cap, a busy page, culling -------------------------------------------------------
+c.JupyterHub.active_server_limit = int(os.environ.get("APP_MAX_VISITORS") or _default_max_visitors())
+c.JupyterHub.concurrent_spawn_limit = 20
+c.JupyterHub.implicit_spawn_seconds = 1  # a visitor whose server stopped gets a new one, unasked
+c.JupyterHub.last_activity_interval = max(5, min(300, IDLE_SECONDS // 10))
+c.JupyterHub.services = [
+    {
+        "name": "idle-culler",
+        "command": [
+            sys.executable, "-m", "jupyterhub_idle_culler",
+            f"--timeout={IDLE_SECONDS}",
+            f"--cull-every={max(5, min(60, IDLE_SECONDS // 6))}",
+            "--cull-users=True",  # anonymous users never come back: forget them too
+        ],
+    },
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers", "admin:users"],
+        "services": ["idle-culler"],
+    },
+]
+
+# --- production spawners: containers of the image repo2docker builds from binder/ --------------
+c.JupyterHub.spawner_class = "docker"
+c.DockerSpawner.image = os.environ.get("APP_IMAGE", "mobilenet-photo-app")
+c.DockerSpawner.cmd = ["jupyterhub-singleuser"]  # the image's own command is a plain Jupyter Server
+c.DockerSpawner.remove = True  # a visitor's container goes with their server
+c.DockerSpawner.network_name = os.environ.get("DOCKER_NETWORK_NAME", "jupyterhub")
