@@ -19,11 +19,13 @@ without containers, so without the limits (see ``deploy/README.md``).
 Settings, from the environment:
 
 ``APP_IMAGE``          the image repo2docker built (DockerSpawner).
-``APP_MEM_LIMIT``      memory of one visitor's server (default ``600M``).
-``APP_CPU_LIMIT``      CPUs of one visitor's server (default ``1``).
-``APP_MAX_VISITORS``   servers at once (default: as many as fit in 80% of this machine's memory).
+``APP_MEM_GUARANTEE``  memory a visitor's server holds (default ``400M``; measured: about 340 MB).
+``APP_MEM_LIMIT``      and the most it may take (default ``1G``: room for decoding a large photo).
+``APP_CPU_GUARANTEE``  CPUs reserved for one visitor's server (default ``0.1``) ...
+``APP_CPU_LIMIT``      ... and the most it may use (default ``1``).
+``APP_MAX_VISITORS``   servers at once (default: as many guarantees as fit in 80% of this machine's memory).
 ``APP_IDLE_SECONDS``   a visitor's server is culled after this long without activity (default 600).
-``APP_DIR``            run the app from this checkout instead of the image's home folder (local processes).
+``APP_DIR``            run the app from this checkout, as local processes (default: the image's ``/home/jovyan``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ c = get_config()  # type: ignore[name-defined]  # noqa: F821  (JupyterHub provid
 
 HERE = Path(__file__).resolve().parent
 APP_URL = "/voila/render/notebooks/app.ipynb"
-MEM_LIMIT = os.environ.get("APP_MEM_LIMIT", "600M")
-CPU_LIMIT = float(os.environ.get("APP_CPU_LIMIT", "1"))
+MEM_LIMIT = os.environ.get("APP_MEM_LIMIT", "1G")
+MEM_GUARANTEE = os.environ.get("APP_MEM_GUARANTEE", "400M")
 IDLE_SECONDS = int(os.environ.get("APP_IDLE_SECONDS", "600"))
 
 
@@ -49,7 +51,7 @@ def _bytes(size: str) -> int:
 
 def _default_max_visitors() -> int:
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return max(1, int(0.8 * machine / _bytes(MEM_LIMIT)))
+    return max(1, int(0.8 * machine / _bytes(MEM_GUARANTEE)))
 
 
 # --- anonymous visitors -------------------------------------------------------------------------
@@ -58,37 +60,28 @@ c.Authenticator.allow_all = True  # anyone who opens the address is a visitor
 c.JupyterHub.template_paths = [str(HERE / "templates")]
 
 # --- each visitor's server opens the app, and only the app -------------------------------------
+# The repository is the image's home folder: binder/jupyter_server_config.json is in ~/.jupyter,
+# voila.json in the working folder, and visitor-server/ adds what a public hub needs (see there).
+APP_DIR = os.environ.get("APP_DIR", "/home/jovyan")
 c.Spawner.default_url = APP_URL
-c.Spawner.args = [
-    # Visitors may use the app and nothing else of the Jupyter Server they are given:
-    # no file changes (Voilà would run an uploaded notebook), no terminals, and kernels
-    # take only the widget messages the page sends, never code (as standalone Voilà does).
-    "--ServerApp.authorizer_class=classifier.kernels.AppOnlyAuthorizer",
-    "--ServerApp.terminals_enabled=False",
-    *(f"--MappingKernelManager.allowed_message_types={message}" for message in (
-        "comm_open", "comm_close", "comm_msg", "comm_info_request", "kernel_info_request", "shutdown_request",
-    )),
-    # A server whose visitor left frees its slot: the kernel goes VisitorKernelManager.departed_grace
-    # seconds after the page closed, and the server a minute or two later.
-    "--ServerApp.shutdown_no_activity_timeout=60",
-]
-# Report activity often enough for the culler to tell present visitors from departed ones.
-c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": str(max(5, min(300, IDLE_SECONDS // 10)))}
+c.Spawner.environment = {
+    "JUPYTER_CONFIG_PATH": os.pathsep.join([f"{APP_DIR}/deploy/visitor-server", f"{APP_DIR}/binder", APP_DIR]),
+    # Report activity often enough for the culler to tell present visitors from departed ones.
+    "JUPYTERHUB_ACTIVITY_INTERVAL": str(max(5, min(300, IDLE_SECONDS // 10))),
+}
 c.Spawner.mem_limit = MEM_LIMIT
-c.Spawner.mem_guarantee = os.environ.get("APP_MEM_GUARANTEE", "300M")
-c.Spawner.cpu_limit = CPU_LIMIT
-c.Spawner.cpu_guarantee = CPU_LIMIT / 4
+c.Spawner.mem_guarantee = MEM_GUARANTEE
+c.Spawner.cpu_limit = float(os.environ.get("APP_CPU_LIMIT", "1"))
+c.Spawner.cpu_guarantee = float(os.environ.get("APP_CPU_GUARANTEE", "0.1"))
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 c.Spawner.poll_interval = 10  # notice a server that died (out of memory) within seconds
 
-if app_dir := os.environ.get("APP_DIR"):
-    # Local processes: the checkout's settings, which the image puts in ~/.jupyter and its home folder.
-    c.Spawner.notebook_dir = app_dir
-    c.Spawner.environment["JUPYTER_CONFIG_PATH"] = os.pathsep.join([f"{app_dir}/binder", app_dir])
+if "APP_DIR" in os.environ:  # local processes (tests, a trial run) rather than the image
+    c.Spawner.notebook_dir = APP_DIR
     c.Spawner.env_keep.append("KERAS_HOME")  # the converted models, where this machine keeps them
-    if os.geteuid() == 0:  # CI machines and containers run as root; the image runs as jovyan
-        c.Spawner.args.append("--allow-root")
+    if os.geteuid() == 0:  # CI machines run as root; the image runs as jovyan
+        c.Spawner.args = ["--allow-root"]
 
 # --- a crowd: a cap, a busy page, culling -------------------------------------------------------
 c.JupyterHub.active_server_limit = int(os.environ.get("APP_MAX_VISITORS") or _default_max_visitors())

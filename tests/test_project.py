@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -117,3 +119,44 @@ def test_binder_post_build_converts_every_model_with_a_command_that_works() -> N
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith(".tflite")
+
+
+def _hub_config(**environment: str) -> Any:
+    """deploy/jupyterhub_config.py as JupyterHub loads it, with ``environment`` set."""
+    from traitlets.config import Config
+
+    config = Config()
+    path = ROOT / "deploy" / "jupyterhub_config.py"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("APP_DIR", "APP_MAX_VISITORS", "APP_IDLE_SECONDS", "APP_MEM_GUARANTEE", "APP_MEM_LIMIT"):
+            patch.delenv(name, raising=False)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        exec(compile(path.read_text(), str(path), "exec"), {"get_config": lambda: config, "__file__": str(path)})
+    return config
+
+
+def test_kubernetes_values_match_the_hub_config() -> None:
+    hub = _hub_config()
+    values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())
+    single_user = values["singleuser"]
+    assert single_user["defaultUrl"] == hub.Spawner.default_url == "/voila/render/notebooks/app.ipynb"
+    assert single_user["extraEnv"]["JUPYTER_CONFIG_PATH"] in hub.Spawner.environment["JUPYTER_CONFIG_PATH"]
+    assert (single_user["memory"]["guarantee"], single_user["memory"]["limit"]) == (
+        hub.Spawner.mem_guarantee, hub.Spawner.mem_limit)
+    assert (single_user["cpu"]["guarantee"], single_user["cpu"]["limit"]) == (
+        hub.Spawner.cpu_guarantee, hub.Spawner.cpu_limit)
+    assert values["cull"]["users"] and "--cull-users=True" in hub.JupyterHub.services[0]["command"]
+    assert values["hub"]["config"]["JupyterHub"]["authenticator_class"] == hub.JupyterHub.authenticator_class
+    pages = {Path(page["mountPath"]).name for page in values["hub"]["extraFiles"].values()}
+    assert pages == {page.name for page in (ROOT / "deploy" / "templates").glob("*.html")}
+    # The image has the repository as its home folder: the visitor settings are where the path says.
+    assert (ROOT / Path(single_user["extraEnv"]["JUPYTER_CONFIG_PATH"]).relative_to("/home/jovyan")).is_dir()
+
+
+def test_the_hub_cap_defaults_to_what_fits_in_memory_and_follows_the_setting() -> None:
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert _hub_config().JupyterHub.active_server_limit == int(0.8 * machine / (400 * 2**20))
+    assert _hub_config(APP_MAX_VISITORS="7").JupyterHub.active_server_limit == 7
+    culler = _hub_config(APP_IDLE_SECONDS="30").JupyterHub.services[0]["command"]
+    assert "--timeout=30" in culler and "--cull-every=5" in culler
