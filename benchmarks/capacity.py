@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 import yaml
+from jupyterhub.traitlets import ByteSpecification
 
 from classifier.testing import ROOT
 
@@ -32,7 +33,6 @@ ALLOCATABLE: Final[float] = 0.85
 """Share of a node's cores and memory left for pods after the kubelet, system pods and the placeholders' slack."""
 SERVED_WITHIN_S: Final[float] = 60
 MB: Final[int] = 2**20
-_UNITS: Final[dict[str, int]] = {"K": 2**10, "M": 2**20, "G": 2**30}
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,6 @@ def capacity(node: Node, crowd: int, cpu_s_per_visitor: float, memory_request: i
     )
 
 
-def _bytes(size: str | int) -> int:
-    size = str(size)
-    return int(float(size[:-1]) * _UNITS[size[-1].upper()]) if size[-1].upper() in _UNITS else int(size)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help=f"load --hub results (default {DEFAULT_INPUT})")
@@ -84,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cpu_s = max(crowd["cpu_s_per_visitor"] for crowd in measured)
     pss = max(crowd["pss_mb_per_visitor"] for crowd in measured)
     single_user = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())["singleuser"]
-    memory_request = _bytes(single_user["memory"]["guarantee"])
+    memory_request = ByteSpecification().validate(None, single_user["memory"]["guarantee"])
     cpu_request = float(single_user["cpu"]["guarantee"])
     nodes = [Node(*map(int, shape.split(","))) for shape in arguments.node] or [Node(4, 16), Node(8, 32)]
 

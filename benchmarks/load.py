@@ -30,9 +30,9 @@ for "Done", and leave.  Measured on the server's whole process tree from
 With ``--hub`` the crowd goes through JupyterHub with ``deploy/jupyterhub_config.py``
 (local processes, see ``classifier.testing.serve_hub``): every visitor is logged
 in anonymously and waits for a Jupyter Server of their own, and "page ready" counts
-from opening the hub's address.  The models are converted before the crowd, as
-the image does at build time; the tree measured is the hub's (proxy, culler,
-every visitor's server and kernel).
+from opening the hub's address; the tree measured is the hub's (proxy, culler,
+every visitor's server and kernel).  In every mode the model is converted before
+the first crowd, as a deployment's first start (or Binder's image) does.
 
 It prints a table and writes JSON (``--output``, default ``benchmarks/results/load.json``).
 """
@@ -292,11 +292,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON to write (default {DEFAULT_OUTPUT})")
     arguments = parser.parse_args(argv)
     crowds = [int(size) for size in arguments.visitors.split(",")]
+    if arguments.hub and (arguments.floor or arguments.voila_arg or arguments.root != ROOT):
+        parser.error("--hub serves this checkout as deploy/ says: it takes no --floor, --voila-arg or --root")
     with offline_keras_home(), tempfile.TemporaryDirectory(prefix="voila-floor-") as floor:
         root = _floor_root(Path(floor)) if arguments.floor else arguments.root.resolve()
         photos = 0 if arguments.floor else arguments.photos
-        if arguments.hub:
-            converted_model()  # as the image does when it is built; no visitor's server converts
+        converted_model()  # once, as a deployment's first start (or Binder's image) does: no crowd waits for it
         results = asyncio.run(run_all(crowds, photos, root, arguments.voila_arg, hub=arguments.hub))
     print(format_table(results))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)

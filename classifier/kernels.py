@@ -189,8 +189,10 @@ class AppOnlyAuthorizer(Authorizer):
     its pages, static files and kernel websockets; everything that changes the
     server (writing or uploading files, which Voilà would then run; terminals;
     sessions; its settings) is refused with 403.  What a kernel may be asked over
-    its websocket is limited separately, by ``MappingKernelManager.allowed_message_types``
-    (see ``deploy/jupyterhub_config.py``).  Use it as ``ServerApp.authorizer_class``.
+    its websocket is limited separately, by ``MappingKernelManager.allowed_message_types``.
+    Only handlers that ask an authorizer are covered: JupyterLab's own do not (its
+    extension manager would run ``pip``), so a visitor's server runs without it.  All
+    three settings are in ``deploy/visitor-server/``.  Use it as ``ServerApp.authorizer_class``.
     """
 
     def is_authorized(self, handler: web.RequestHandler, user: Any, action: str, resource: str) -> bool:

@@ -34,6 +34,8 @@ import os
 import sys
 from pathlib import Path
 
+from jupyterhub.traitlets import ByteSpecification
+
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (JupyterHub provides it)
 
 HERE = Path(__file__).resolve().parent
@@ -43,15 +45,13 @@ MEM_GUARANTEE = os.environ.get("APP_MEM_GUARANTEE", "400M")
 IDLE_SECONDS = int(os.environ.get("APP_IDLE_SECONDS", "600"))
 
 
-def _bytes(size: str) -> int:
-    """``600M`` -> bytes, as JupyterHub reads ``mem_limit``."""
-    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    return int(float(size[:-1]) * units[size[-1].upper()]) if size[-1].upper() in units else int(size)
+ACTIVITY_SECONDS = max(5, min(300, IDLE_SECONDS // 10))
+"""How often servers and the proxy report activity: often enough for the culler to tell who is there."""
 
 
 def _default_max_visitors() -> int:
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return max(1, int(0.8 * machine / _bytes(MEM_GUARANTEE)))
+    return max(1, int(0.8 * machine / ByteSpecification().validate(None, MEM_GUARANTEE)))
 
 
 # --- anonymous visitors -------------------------------------------------------------------------
@@ -66,8 +66,7 @@ APP_DIR = os.environ.get("APP_DIR", "/home/jovyan")
 c.Spawner.default_url = APP_URL
 c.Spawner.environment = {
     "JUPYTER_CONFIG_PATH": os.pathsep.join([f"{APP_DIR}/deploy/visitor-server", f"{APP_DIR}/binder", APP_DIR]),
-    # Report activity often enough for the culler to tell present visitors from departed ones.
-    "JUPYTERHUB_ACTIVITY_INTERVAL": str(max(5, min(300, IDLE_SECONDS // 10))),
+    "JUPYTERHUB_ACTIVITY_INTERVAL": str(ACTIVITY_SECONDS),
 }
 c.Spawner.mem_limit = MEM_LIMIT
 c.Spawner.mem_guarantee = MEM_GUARANTEE
@@ -78,6 +77,8 @@ c.Spawner.http_timeout = 60
 c.Spawner.poll_interval = 10  # notice a server that died (out of memory) within seconds
 
 if "APP_DIR" in os.environ:  # local processes (tests, a trial run) rather than the image
+    if not (Path(APP_DIR) / "deploy" / "visitor-server").is_dir():  # Jupyter would skip it silently
+        raise SystemExit(f"APP_DIR={APP_DIR} is not a checkout of the app: deploy/visitor-server is missing")
     c.Spawner.notebook_dir = APP_DIR
     c.Spawner.env_keep.append("KERAS_HOME")  # the converted models, where this machine keeps them
     if os.geteuid() == 0:  # CI machines run as root; the image runs as jovyan
@@ -87,7 +88,7 @@ if "APP_DIR" in os.environ:  # local processes (tests, a trial run) rather than 
 c.JupyterHub.active_server_limit = int(os.environ.get("APP_MAX_VISITORS") or _default_max_visitors())
 c.JupyterHub.concurrent_spawn_limit = 20
 c.JupyterHub.implicit_spawn_seconds = 1  # a visitor whose server stopped gets a new one, unasked
-c.JupyterHub.last_activity_interval = max(5, min(300, IDLE_SECONDS // 10))
+c.JupyterHub.last_activity_interval = ACTIVITY_SECONDS
 c.JupyterHub.services = [
     {
         "name": "idle-culler",

@@ -141,7 +141,10 @@ def test_kubernetes_values_match_the_hub_config() -> None:
     values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())
     single_user = values["singleuser"]
     assert single_user["defaultUrl"] == hub.Spawner.default_url == "/voila/render/notebooks/app.ipynb"
-    assert single_user["extraEnv"]["JUPYTER_CONFIG_PATH"] in hub.Spawner.environment["JUPYTER_CONFIG_PATH"]
+    assert single_user["extraEnv"]["JUPYTER_CONFIG_PATH"] in hub.Spawner.environment["JUPYTER_CONFIG_PATH"].split(os.pathsep)
+    assert single_user["extraEnv"]["JUPYTERHUB_ACTIVITY_INTERVAL"] == hub.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"]
+    assert [f"--timeout={values['cull']['timeout']}", f"--cull-every={values['cull']['every']}"] == [
+        argument for argument in hub.JupyterHub.services[0]["command"] if argument.startswith(("--timeout", "--cull-every"))]
     assert (single_user["memory"]["guarantee"], single_user["memory"]["limit"]) == (
         hub.Spawner.mem_guarantee, hub.Spawner.mem_limit)
     assert (single_user["cpu"]["guarantee"], single_user["cpu"]["limit"]) == (
