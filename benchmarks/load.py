@@ -76,6 +76,8 @@ READY_TEXT: Final[str] = "Ready: upload photos or try an example."
 TIMEOUT_S: Final[float] = 180
 LEFT_FOR_S: Final[float] = 60
 """How long after the visitors leave their kernels are counted."""
+SERVERS_GONE_WITHIN_S: Final[float] = 300
+"""Through a hub, how long to wait for the departed visitors' servers to stop."""
 MB: Final[int] = 2**20
 _PHOTOS: Final[tuple[Path, ...]] = (
     Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
@@ -101,7 +103,9 @@ class Crowd:
     crowd_gone_after_s: float | None
     browser_cpu_s_per_visitor: float
     servers_left_after_60_s: int | None = None
-    """Through a hub: visitors' Jupyter Servers still running 60 s after they left."""
+    """Through a hub: visitors' Jupyter Servers still running 60 s after they left..."""
+    servers_gone_after_s: float | None = None
+    """... and how soon all had stopped by themselves (``None``: not within ``SERVERS_GONE_WITHIN_S``)."""
     machine_load: list[float] = field(default_factory=lambda: list(os.getloadavg()))
 
     def row(self) -> list[str]:
@@ -112,7 +116,8 @@ class Crowd:
             f"{_percentile(self.results_s, 50)} / {_percentile(self.results_s, 95)}",
             f"{self.cpu_s_per_visitor:.2f}", f"{self.pss_mb_per_visitor:.0f}", f"{self.kernel_pss_mb:.0f}",
             f"{self.kernels_left_after_60_s} (pool {self.kernels_before})"
-            + ("" if self.servers_left_after_60_s is None else f", {self.servers_left_after_60_s} servers"), gone,
+            + ("" if self.servers_left_after_60_s is None else f", {self.servers_left_after_60_s} servers"),
+            gone + ("" if self.servers_gone_after_s is None else f"; servers {self.servers_gone_after_s:.0f} s"),
             f"{self.browser_cpu_s_per_visitor:.1f}",
         ]
 
@@ -182,6 +187,13 @@ async def run_crowd(
             await asyncio.sleep(1)
             if gone_after is None and len(kernel_pids(server.pid)) <= pool:
                 gone_after = time.monotonic() - left
+        servers_left = len(_hub_servers(server.pid)) if hub else None
+        servers_gone_after = None
+        while hub and time.monotonic() - left < SERVERS_GONE_WITHIN_S:
+            if not _hub_servers(server.pid):
+                servers_gone_after = time.monotonic() - left
+                break
+            await asyncio.sleep(1)
         finished = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
         return Crowd(
             visitors=visitors,
@@ -195,7 +207,8 @@ async def run_crowd(
             kernels_left_after_60_s=len(kernel_pids(server.pid)),
             crowd_gone_after_s=gone_after,
             browser_cpu_s_per_visitor=browser_spent / visitors,
-            servers_left_after_60_s=len(_hub_servers(server.pid)) if hub else None,
+            servers_left_after_60_s=servers_left,
+            servers_gone_after_s=servers_gone_after,
         )
 
 

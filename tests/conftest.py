@@ -7,7 +7,9 @@ import json
 import os
 import re
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.cbook
@@ -18,7 +20,7 @@ from PIL import Image
 
 from classifier import Classifier
 from classifier.photo_input import PhotoInput
-from classifier.testing import CHROMIUM
+from classifier.testing import CHROMIUM, CHROMIUM_FLAGS
 from classifier.ui import ClassifierApp
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
@@ -120,6 +122,18 @@ def page_kernel_id(url: str) -> str:
     config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.DOTALL)
     assert config, "Voilà's page config is not in the page"
     return json.loads(config.group(1))["kernelId"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright, for the browser tests of one module."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
 
 
 def require_chromium() -> None:

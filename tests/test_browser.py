@@ -25,7 +25,7 @@ import pytest
 
 from classifier.architectures import architecture
 from classifier.conversion import WEIGHTS_FILE, converted_model, keras_home
-from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, ROOT, serve_voila
+from classifier.testing import ROOT, serve_voila
 from tests.conftest import require_chromium
 
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
@@ -33,7 +33,7 @@ READY = "Ready: upload photos or try an example."
 
 require_chromium()
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +58,6 @@ def browser_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app_url(browser_keras_home: Path) -> Iterator[str]:
     with serve_voila(env={**os.environ, "KERAS_HOME": str(browser_keras_home)}) as (url, _server):
         yield url
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def _open(chromium: object, url: str, **context: object) -> Iterator[Page]:

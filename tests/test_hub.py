@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from classifier.conversion import converted_model
-from classifier.testing import CHROMIUM, CHROMIUM_FLAGS, process_tree, serve_hub
+from classifier.testing import process_tree, serve_hub
 from tests.conftest import require_chromium
 
 require_chromium()
@@ -33,20 +33,12 @@ if not os.environ.get("CI") and not any(
     pytest.skip("HUB TESTS SKIPPED: configurable-http-proxy is not installed (npm install -g "
                 "configurable-http-proxy)", allow_module_level=True)
 
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 READY = "Ready: upload photos or try an example."
 CONNECTION_LOST = "The connection to the app was lost. Please reload the page."
 APP_PATH = re.compile(r"/user/([0-9a-f-]{36})/voila/render/notebooks/app\.ipynb$")
 SPAWN_SECONDS = 180  # a server starting while two others do, on two cores
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
