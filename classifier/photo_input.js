@@ -73,6 +73,7 @@ function render({ model, el }) {
   el.appendChild(root);
 
   let current = null; // the upload on its way: {id, acked, failed, wake}
+  let waiting = null; // files chosen while the app was busy: sent as soon as it is free
 
   function refresh() {
     const off = model.get("disabled") || current !== null;
@@ -84,6 +85,21 @@ function render({ model, el }) {
     if (current === upload) current = null;
     sending.textContent = outcome || "";
     refresh();
+  }
+
+  // The app turns inputs off while it works (adding photos, renaming, training); files chosen
+  // meanwhile, or refused by the kernel as busy before the page heard of it, wait their turn.
+  function sendWhenFree(files) {
+    waiting = files;
+    sending.textContent = "Waiting for the app to finish…";
+    setTimeout(sendWaiting, 1000); // in case the app was free again before the page knew it was busy
+  }
+
+  function sendWaiting() {
+    if (!waiting || current || model.get("disabled")) return;
+    const files = waiting;
+    waiting = null;
+    send(files);
   }
 
   function answered(upload, count) {
@@ -98,7 +114,11 @@ function render({ model, el }) {
   }
 
   async function send(files) {
-    if (!files.length || current || model.get("disabled")) return;
+    if (!files.length) return;
+    if (current || model.get("disabled")) {
+      sendWhenFree(files);
+      return;
+    }
     const limits = model.get("limits");
     const kept = files.filter((file) => file.size <= limits.max_file_bytes);
     const bytes = kept.reduce((sum, file) => sum + file.size, 0);
@@ -132,6 +152,11 @@ function render({ model, el }) {
       model.send({ type: "end", upload: upload.id });
       settle(upload, "");
     } catch (error) {
+      if (upload.failed === "busy") {
+        settle(upload, "");
+        sendWhenFree(files);
+        return;
+      }
       settle(upload, upload.failed ? "" : `The photos could not be sent (${error.message}). Please try again.`);
     }
   }
@@ -140,10 +165,13 @@ function render({ model, el }) {
     if (!current || !message || message.upload !== current.id) return;
     if (message.type === "ready") current.acked = 0;
     else if (message.type === "ack") current.acked += 1;
-    else if (message.type === "abort") current.failed = "refused";
+    else if (message.type === "abort") current.failed = message.reason === "busy" ? "busy" : "refused";
     current.wake();
   });
-  model.on("change:disabled", refresh);
+  model.on("change:disabled", () => {
+    refresh();
+    sendWaiting();
+  });
 
   button.addEventListener("click", () => picker.click());
   picker.addEventListener("change", () => {

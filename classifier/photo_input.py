@@ -151,7 +151,10 @@ class PhotoInput(anywidget.AnyWidget):
         if not isinstance(upload_id, str) or not 0 < len(upload_id) <= _MAX_ID_CHARS:
             return
         self._upload = None  # a new upload replaces an unfinished one
-        if self.disabled or not isinstance(files, list) or not files:
+        if self.disabled:  # busy: the page keeps the files and sends them again once it is not
+            self._reply("abort", upload_id, reason="busy")
+            return
+        if not isinstance(files, list) or not files:
             self._reply("abort", upload_id)
             return
         if len(files) > self.limits["max_files"]:
@@ -197,8 +200,8 @@ class PhotoInput(anywidget.AnyWidget):
         self._upload = None
         self._reply("abort", upload.id)
 
-    def _reply(self, kind: str, upload_id: str) -> None:
-        self.send({"type": kind, "upload": upload_id})
+    def _reply(self, kind: str, upload_id: str, **details: str) -> None:
+        self.send({"type": kind, "upload": upload_id, **details})
 
 
 def _whole(value: object) -> bool:

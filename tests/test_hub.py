@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import time
 import uuid
@@ -27,9 +28,7 @@ from classifier.testing import process_tree, serve_hub
 from tests.conftest import require_chromium
 
 require_chromium()
-if not os.environ.get("CI") and not any(
-    (Path(folder) / "configurable-http-proxy").exists() for folder in os.environ["PATH"].split(os.pathsep)
-):
+if not os.environ.get("CI") and not shutil.which("configurable-http-proxy"):
     pytest.skip("HUB TESTS SKIPPED: configurable-http-proxy is not installed (npm install -g "
                 "configurable-http-proxy)", allow_module_level=True)
 

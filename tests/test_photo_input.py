@@ -165,11 +165,12 @@ def test_a_new_upload_replaces_an_unfinished_one(widget: PhotoInput, received: R
     assert received.uploads == [[("second.jpg", b"2nd")]]
 
 
-def test_while_disabled_uploads_are_refused(widget: PhotoInput, received: Received) -> None:
+def test_while_disabled_uploads_are_refused_as_busy(widget: PhotoInput, received: Received) -> None:
     widget.disabled = True
     browser = BrowserSide(widget)
     browser.upload([("a.jpg", b"abc")])
-    assert browser.replies[0] == {"type": "abort", "upload": "upload-1"} and received.uploads == []
+    # "busy" tells the page to keep the files and send them again once the input is on.
+    assert browser.replies[0] == {"type": "abort", "upload": "upload-1", "reason": "busy"} and received.uploads == []
 
 
 def test_the_browser_cannot_change_the_widgets_state(widget: PhotoInput) -> None:
