@@ -85,6 +85,7 @@ function render({ model, el }) {
     if (current === upload) current = null;
     sending.textContent = outcome || "";
     refresh();
+    setTimeout(sendWaiting, 0); // files dropped during this upload go next
   }
 
   // The app turns inputs off while it works (adding photos, renaming, training); files chosen

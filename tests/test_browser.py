@@ -312,6 +312,8 @@ def _name_class_and_add(page: Page, index: int, name: str, files: list[Path]) ->
     box = page.locator(".mn-class").nth(index)
     box.locator("input[type=text]").fill(name)
     box.locator("input[type=text]").press("Enter")
+    # The app turns its buttons off while it renames; a click on one turned off opens nothing.
+    expect(page.get_by_text(f"Renamed the class “{name}”.")).to_be_visible(timeout=30_000)
     with page.expect_file_chooser() as chooser:
         box.get_by_role("button", name="Add photos").click()
     chooser.value.set_files(files)
