@@ -232,6 +232,7 @@ def test_adding_and_removing_classes_and_trying_photos_keep_the_widget_count_fla
         teach.add_class.click()
         teach.wait()
         _boxes(teach)[-1].remove.click()
+        teach.wait()  # while the app works its inputs are off, and an upload is refused as busy
         BrowserSide(teach.try_input).upload([("cup.png", photos["coffee"].read_bytes()), ("bad.txt", b"no")])
         teach.wait()
         baseline = baseline or len(_instances)  # after the first round: two cards shown
